@@ -1,0 +1,12 @@
+//! Real-time chat: rooms, members, messages, receipts, acknowledgements, and their fan-out to
+//! WebSocket connections on this node and, through PostgreSQL, on every other node.
+
+pub mod bus;
+pub mod frames;
+pub mod hub;
+pub mod model;
+pub mod receipts;
+pub mod rooms;
+pub mod service;
+
+pub use service::{Chat, Draft, Page, SendOutcome};

@@ -1,0 +1,356 @@
+//! Messaging operations: send, history, receipts, acknowledgements. Every operation checks room
+//! membership first; a send is confirmed only after its transaction committed.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::bus::{Bus, Target};
+use super::frames::ServerFrame;
+use super::model::{Ack, Message, MessageKind, Priority, Receipt, RoomStatus, from_ms, to_ms};
+use crate::auth::Principal;
+use crate::clock::Clock;
+use crate::config::Limits;
+use crate::error::{Error, Result};
+use crate::store::messages::{self, MessageRecord, NewMessage};
+use crate::store::{Store, parse_id, rooms};
+
+/// The chat core, shared by REST and WebSocket handlers.
+pub struct Chat {
+    pub(crate) store: Store,
+    pub(crate) bus: Arc<Bus>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) limits: Limits,
+}
+
+/// A message as submitted by a client.
+#[derive(Debug)]
+pub struct Draft {
+    /// Target room.
+    pub room_id: Uuid,
+    /// Text.
+    pub body: String,
+    /// Urgency.
+    pub priority: Priority,
+    /// Client key that makes retries safe.
+    pub idempotency_key: Option<String>,
+}
+
+/// A page of history, newest first, with the cursor for the next (older) page.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Page {
+    /// Messages, newest first.
+    pub items: Vec<Message>,
+    /// Pass as `before` to get older messages; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Whether a send stored something new or returned what an earlier identical request stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Newly stored.
+    Created,
+    /// Same idempotency key and content as an earlier send: nothing stored twice.
+    Replayed,
+}
+
+impl Chat {
+    /// A chat core over the given store and bus.
+    pub fn new(store: Store, bus: Arc<Bus>, clock: Arc<dyn Clock>, limits: Limits) -> Self {
+        Self { store, bus, clock, limits }
+    }
+
+    fn now_ms(&self) -> i64 {
+        to_ms(self.clock.now())
+    }
+
+    /// Fails unless `who` is a member of the room (404 for an unknown room, 403 otherwise).
+    pub async fn require_member(&self, who: &Principal, room_id: Uuid) -> Result<()> {
+        if rooms::is_member(self.store.reader(), room_id, who.user_id).await? {
+            return Ok(());
+        }
+        match rooms::room_by_id(self.store.reader(), room_id).await? {
+            None => Err(Error::NotFound("room")),
+            Some(_) => Err(Error::NotMember),
+        }
+    }
+
+    /// Validates and durably stores a message, then fans it out. Returns only after commit.
+    pub async fn send(&self, who: &Principal, draft: Draft) -> Result<(Message, SendOutcome)> {
+        let body = draft.body.trim_end();
+        if body.trim().is_empty() {
+            return Err(Error::Invalid("message body must not be empty".into()));
+        }
+        let chars = body.chars().count();
+        if chars > self.limits.max_message_chars {
+            return Err(Error::Invalid(format!(
+                "message body has {chars} characters; the limit is {}",
+                self.limits.max_message_chars
+            )));
+        }
+        if let Some(key) = &draft.idempotency_key {
+            if key.is_empty() || key.len() > 200 {
+                return Err(Error::Invalid("idempotency key must be 1 to 200 characters".into()));
+            }
+        }
+        let request_hash = request_hash(draft.room_id, draft.priority, body);
+        let id = Uuid::now_v7();
+        let now = self.now_ms();
+
+        let mut tx = self.store.begin().await?;
+        if let Some(key) = &draft.idempotency_key {
+            if let Some(existing) = messages::by_idempotency_key(&mut *tx, who.user_id, key).await? {
+                drop(tx);
+                return self.replay(existing, &request_hash).await;
+            }
+        }
+        let Some(room) = rooms::room_by_id(&mut *tx, draft.room_id).await? else {
+            return Err(Error::NotFound("room"));
+        };
+        if !rooms::is_member(&mut *tx, room.id, who.user_id).await? {
+            return Err(Error::NotMember);
+        }
+        if room.status != RoomStatus::Active {
+            return Err(Error::Conflict(format!(
+                "the room is {}; no new messages can be posted",
+                room.status.as_str()
+            )));
+        }
+        let seq = messages::next_seq(&mut tx).await?;
+        let new = NewMessage {
+            id,
+            room_id: room.id,
+            sender_id: Some(who.user_id),
+            kind: MessageKind::User.as_str(),
+            priority: draft.priority.as_str(),
+            body: body.as_bytes(),
+            body_key_id: None,
+            idempotency_key: draft.idempotency_key.as_deref(),
+            request_hash: Some(&request_hash),
+            created_at: now,
+        };
+        let inserted = messages::insert_message(&mut tx, &new, seq).await;
+        if let Err(e) = inserted {
+            drop(tx);
+            // A concurrent request with the same key won the race: answer as a replay.
+            if e.is_unique_violation() {
+                if let Some(key) = &draft.idempotency_key {
+                    if let Some(existing) =
+                        messages::by_idempotency_key(self.store.reader(), who.user_id, key).await?
+                    {
+                        return self.replay(existing, &request_hash).await;
+                    }
+                }
+            }
+            return Err(e);
+        }
+        tx.commit().await?;
+        metrics::counter!("wardline_messages_stored_total", "priority" => draft.priority.as_str())
+            .increment(1);
+
+        let message = Message {
+            id,
+            seq,
+            room_id: room.id,
+            sender_id: Some(who.user_id),
+            kind: MessageKind::User,
+            priority: draft.priority,
+            body: body.to_string(),
+            created_at: from_ms(now),
+            requires_ack: draft.priority.requires_ack(),
+            acks: Vec::new(),
+        };
+        self.fan_out(&message).await;
+        Ok((message, SendOutcome::Created))
+    }
+
+    async fn replay(&self, existing: MessageRecord, request_hash: &str) -> Result<(Message, SendOutcome)> {
+        if existing.request_hash.as_deref() != Some(request_hash) {
+            return Err(Error::Conflict(
+                "this idempotency key was already used for a different message".into(),
+            ));
+        }
+        let message = self.decorate(existing).await?;
+        Ok((message, SendOutcome::Replayed))
+    }
+
+    async fn fan_out(&self, message: &Message) {
+        match rooms::member_ids(self.store.reader(), message.room_id).await {
+            Ok(members) => self.bus.publish_message(message, &members).await,
+            Err(e) => tracing::warn!(error = %e, "stored message not fanned out; clients catch up on resume"),
+        }
+    }
+
+    async fn decorate(&self, rec: MessageRecord) -> Result<Message> {
+        let mut message = open(rec)?;
+        if message.requires_ack {
+            message.acks = messages::acks_in_range(self.store.reader(), message.room_id, message.seq, message.seq)
+                .await?
+                .into_iter()
+                .map(|(_, ack)| ack)
+                .collect();
+        }
+        Ok(message)
+    }
+
+    /// A page of a room's history, newest first. `before` is the cursor from the previous page.
+    pub async fn history(&self, who: &Principal, room_id: Uuid, before: Option<&str>, limit: Option<u32>) -> Result<Page> {
+        self.require_member(who, room_id).await?;
+        let before = before
+            .map(|c| c.parse::<i64>().map_err(|_| Error::BadRequest("invalid cursor".into())))
+            .transpose()?;
+        let limit = limit.unwrap_or(50).clamp(1, self.limits.max_page);
+        let recs = messages::page(self.store.reader(), room_id, before, limit + 1).await?;
+        let more = recs.len() > limit as usize;
+        let mut items = recs
+            .into_iter()
+            .take(limit as usize)
+            .map(open)
+            .collect::<Result<Vec<_>>>()?;
+        attach_acks(&self.store, room_id, &mut items).await?;
+        let next_cursor = if more { items.last().map(|m| m.seq.to_string()) } else { None };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Messages after stream position `after_seq` in all of the user's rooms, oldest first.
+    pub async fn missed(&self, who: &Principal, after_seq: i64, limit: u32) -> Result<Vec<Message>> {
+        let recs = messages::after_for_user(self.store.reader(), who.user_id, after_seq, limit).await?;
+        let mut out = Vec::with_capacity(recs.len());
+        for rec in recs {
+            out.push(self.decorate(rec).await?);
+        }
+        Ok(out)
+    }
+
+    /// The stream position of a message the user can see, used to resume after it.
+    pub async fn position_of(&self, who: &Principal, message_id: Uuid) -> Result<i64> {
+        let rec = messages::by_id(self.store.reader(), message_id)
+            .await?
+            .ok_or(Error::NotFound("message"))?;
+        self.require_member(who, parse_id(&rec.room_id)?).await?;
+        Ok(rec.seq)
+    }
+
+    async fn visible_message(&self, who: &Principal, message_id: Uuid) -> Result<Message> {
+        let rec = messages::by_id(self.store.reader(), message_id)
+            .await?
+            .ok_or(Error::NotFound("message"))?;
+        self.require_member(who, parse_id(&rec.room_id)?).await?;
+        self.decorate(rec).await
+    }
+
+    /// Marks a message read by `who` and tells its sender.
+    pub async fn mark_read(&self, who: &Principal, message_id: Uuid) -> Result<Receipt> {
+        let message = self.visible_message(who, message_id).await?;
+        let now = self.now_ms();
+        let mut tx = self.store.begin().await?;
+        let changed = messages::mark_read(&mut tx, message_id, who.user_id, now).await?;
+        tx.commit().await?;
+        let receipt = Receipt {
+            message_id,
+            user_id: who.user_id,
+            delivered_at: Some(from_ms(now)),
+            read_at: Some(from_ms(now)),
+        };
+        if changed {
+            if let Some(sender) = message.sender_id.filter(|s| *s != who.user_id) {
+                let frame = ServerFrame::Receipt { receipt: receipt.clone() };
+                self.bus.publish(Target::Users(vec![sender]), &frame).await;
+            }
+        }
+        Ok(receipt)
+    }
+
+    /// Acknowledges an urgent or stat message (which also marks it read) and tells the room.
+    pub async fn acknowledge(&self, who: &Principal, message_id: Uuid) -> Result<Ack> {
+        let message = self.visible_message(who, message_id).await?;
+        if !message.requires_ack {
+            return Err(Error::Invalid("only urgent and stat messages are acknowledged".into()));
+        }
+        if message.sender_id == Some(who.user_id) {
+            return Err(Error::Invalid("you cannot acknowledge your own message".into()));
+        }
+        if let Some(prev) = message.acks.iter().find(|a| a.user_id == who.user_id) {
+            return Ok(prev.clone());
+        }
+        let now = self.now_ms();
+        let mut tx = self.store.begin().await?;
+        messages::insert_ack(&mut tx, message_id, who.user_id, now).await?;
+        messages::mark_read(&mut tx, message_id, who.user_id, now).await?;
+        tx.commit().await?;
+        let ack = Ack { user_id: who.user_id, at: from_ms(now) };
+        let frame = ServerFrame::Ack { message_id, room_id: message.room_id, ack: ack.clone() };
+        self.bus.publish(Target::Room(message.room_id), &frame).await;
+        Ok(ack)
+    }
+
+    /// Delivery and read state of a message for every other member.
+    pub async fn receipts(&self, who: &Principal, message_id: Uuid) -> Result<Vec<Receipt>> {
+        let message = self.visible_message(who, message_id).await?;
+        messages::receipts(self.store.reader(), message_id, message.room_id, message.sender_id).await
+    }
+
+    /// Tells the room's members that `who` is typing.
+    pub async fn typing(&self, who: &Principal, room_id: Uuid) -> Result<()> {
+        self.require_member(who, room_id).await?;
+        let frame = ServerFrame::Presence { room_id, user_id: who.user_id, state: "typing".into() };
+        self.bus.publish(Target::Room(room_id), &frame).await;
+        Ok(())
+    }
+}
+
+/// Loads one message with its acknowledgements (used by other nodes to fan out).
+pub async fn load_message(store: &Store, id: Uuid) -> Result<Option<Message>> {
+    let Some(rec) = messages::by_id(store.reader(), id).await? else {
+        return Ok(None);
+    };
+    let mut items = vec![open(rec)?];
+    let room = items[0].room_id;
+    attach_acks(store, room, &mut items).await?;
+    Ok(items.pop())
+}
+
+async fn attach_acks(store: &Store, room_id: Uuid, items: &mut [Message]) -> Result<()> {
+    let (Some(min), Some(max)) = (items.iter().map(|m| m.seq).min(), items.iter().map(|m| m.seq).max()) else {
+        return Ok(());
+    };
+    if !items.iter().any(|m| m.requires_ack) {
+        return Ok(());
+    }
+    for (message_id, ack) in messages::acks_in_range(store.reader(), room_id, min, max).await? {
+        if let Some(m) = items.iter_mut().find(|m| m.id == message_id) {
+            m.acks.push(ack);
+        }
+    }
+    Ok(())
+}
+
+/// Turns a stored row into a message. Sealed bodies fail closed until a key ring is configured.
+fn open(rec: MessageRecord) -> Result<Message> {
+    if rec.body_key_id.is_some() {
+        return Err(Error::Internal("message body is sealed and no key ring is configured".into()));
+    }
+    let priority: Priority = rec.priority.parse()?;
+    Ok(Message {
+        id: parse_id(&rec.id)?,
+        seq: rec.seq,
+        room_id: parse_id(&rec.room_id)?,
+        sender_id: rec.sender_id.as_deref().map(parse_id).transpose()?,
+        kind: rec.kind.parse()?,
+        priority,
+        body: String::from_utf8(rec.body).map_err(|_| Error::Internal("message body is not UTF-8".into()))?,
+        created_at: from_ms(rec.created_at),
+        requires_ack: priority.requires_ack(),
+        acks: Vec::new(),
+    })
+}
+
+/// Identifies the content of a send, so a retry can be told from a reused key.
+fn request_hash(room_id: Uuid, priority: Priority, body: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(room_id.as_bytes());
+    h.update(priority.as_str().as_bytes());
+    h.update(body.as_bytes());
+    hex::encode(h.finalize())
+}

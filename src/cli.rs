@@ -1,0 +1,293 @@
+//! The `wardline` command line: `serve`, `demo`, `migrate`, `token`, `user`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use figment::Figment;
+use figment::providers::Serialized;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{self, Role};
+use crate::config::{Config, LogFormat, Secret};
+use crate::startup::Application;
+use crate::store::Store;
+use crate::store::users::{self, UserRecord};
+use crate::{demo, telemetry};
+
+/// Wardline: care-team messaging for hospitals.
+#[derive(Parser, Debug)]
+#[command(name = "wardline", version, about)]
+pub struct Cli {
+    /// TOML configuration file (also `WARDLINE_CONFIG`).
+    #[arg(long, global = true, env = "WARDLINE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP (and, later, MLLP) listeners.
+    Serve(ServeArgs),
+    /// Run with synthetic demo data in a throw-away (or given) data directory.
+    Demo(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(DbArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage users and service accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Args, Debug, Default, Serialize)]
+struct DbArgs {
+    /// Database URL (`sqlite://PATH` or `postgres://...`); overrides `DATABASE_URL`.
+    #[arg(long = "database")]
+    #[serde(skip_serializing_if = "Option::is_none", rename = "database_url")]
+    database: Option<String>,
+    /// Data directory (holds the default SQLite database).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Default, Serialize)]
+struct ServeArgs {
+    #[command(flatten)]
+    #[serde(flatten)]
+    db: DbArgs,
+    /// HTTP listen address (`WARDLINE_HTTP_ADDR`).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_addr: Option<std::net::SocketAddr>,
+    /// MLLP listen address (`WARDLINE_MLLP_ADDR`).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mllp_addr: Option<std::net::SocketAddr>,
+    /// Log format: json or pretty.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_format: Option<LogFormat>,
+}
+
+impl clap::ValueEnum for LogFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[LogFormat::Json, LogFormat::Pretty]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            LogFormat::Json => "json",
+            LogFormat::Pretty => "pretty",
+        }))
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Issue a token for a user; prints it once.
+    Create {
+        /// Login name of the user or service account.
+        #[arg(long)]
+        user: String,
+        /// What the token is for.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Lifetime in days (default: until revoked).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// Token id.
+        id: uuid::Uuid,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Create a user or service account.
+    Create {
+        /// Unique login name.
+        #[arg(long)]
+        username: String,
+        /// Display name.
+        #[arg(long)]
+        display_name: String,
+        /// Comma-separated roles: clinician, scheduler, integration, auditor, admin.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// A service account rather than a person.
+        #[arg(long)]
+        service: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// Entry point used by `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wardline: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wardline: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(cli_config: Option<&PathBuf>, overrides: &impl Serialize) -> anyhow::Result<Config> {
+    Config::load(cli_config.map(PathBuf::as_path), Figment::from(Serialized::defaults(overrides)))
+        .context("reading configuration")
+}
+
+async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&cfg.database_url(), 2).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let cfg = load(cli.config.as_ref(), &args)?;
+            telemetry::init_logging(cfg.log_format, &cfg.log_level);
+            tracing::info!(config = ?cfg, "starting");
+            let app = Application::build(cfg).await?;
+            stop_on_signal(app.shutdown_token());
+            app.run_until_stopped().await
+        }
+        Command::Demo(args) => run_demo(cli.config.as_ref(), args).await,
+        Command::Migrate(db) => {
+            let cfg = load(cli.config.as_ref(), &db)?;
+            open_store(&cfg).await?;
+            println!("migrations applied to {}", crate::config::redact_url(&cfg.database_url()));
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { user, label, expires_in_days, db }) => {
+            let cfg = load(cli.config.as_ref(), &db)?;
+            let store = open_store(&cfg).await?;
+            let u = users::user_by_username(store.reader(), &user).await?.with_context(|| format!("no user named {user}"))?;
+            let now = chrono::Utc::now().timestamp_millis();
+            let expires = expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
+            let mut tx = store.begin().await?;
+            let (id, token) = auth::issue_token(&mut tx, u.id, &label, now, expires).await?;
+            tx.commit().await?;
+            println!("token id: {id}\ntoken:    {token}\n(shown once; store it in your secret manager)");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke { id, db }) => {
+            let cfg = load(cli.config.as_ref(), &db)?;
+            let store = open_store(&cfg).await?;
+            let mut tx = store.begin().await?;
+            let owner = users::revoke_token(&mut tx, id, chrono::Utc::now().timestamp_millis()).await?;
+            tx.commit().await?;
+            match owner {
+                Some(_) => println!("revoked {id}"),
+                None => anyhow::bail!("no active token {id}"),
+            }
+            Ok(())
+        }
+        Command::User(UserCommand::Create { username, display_name, roles, service, db }) => {
+            let cfg = load(cli.config.as_ref(), &db)?;
+            let store = open_store(&cfg).await?;
+            for r in &roles {
+                Role::parse(r)?;
+            }
+            let rec = UserRecord {
+                id: uuid::Uuid::now_v7(),
+                username,
+                display_name,
+                kind: if service { "service" } else { "person" }.into(),
+                roles,
+                npi: None,
+                active: true,
+            };
+            let mut tx = store.begin().await?;
+            users::insert_user(&mut tx, &rec, chrono::Utc::now().timestamp_millis()).await?;
+            tx.commit().await?;
+            println!("created {} ({})", rec.username, rec.id);
+            Ok(())
+        }
+    }
+}
+
+async fn run_demo(config: Option<&PathBuf>, mut args: ServeArgs) -> anyhow::Result<()> {
+    // A throw-away directory unless one was given; kept alive until the demo stops.
+    let temp = match &args.db.data_dir {
+        Some(_) => None,
+        None => Some(tempfile::Builder::new().prefix("wardline-demo-").tempdir()?),
+    };
+    if let Some(t) = &temp {
+        args.db.data_dir = Some(t.path().to_path_buf());
+    }
+    let mut cfg = load(config, &args)?;
+    if args.db.database.is_none() {
+        // The demo never touches a configured production database unless asked to explicitly.
+        cfg.database_url = None;
+    }
+    if args.log_format.is_none() {
+        cfg.log_format = LogFormat::Pretty;
+        cfg.log_level = "warn".into();
+    }
+    telemetry::init_logging(cfg.log_format, &cfg.log_level);
+    let data_dir = cfg.data_dir.clone();
+    let db = Secret::new(cfg.database_url());
+    let app = Application::build(cfg).await?;
+    let logins = demo::load(app.store(), app.chat(), chrono::Utc::now().timestamp_millis()).await?;
+    let url = format!("http://{}", app.local_addr());
+    println!("Wardline demo running at {url}");
+    println!("  data: {} (database {db})", data_dir.display());
+    println!("  API:  {url}/api/v1/openapi.json   health: {url}/readyz");
+    println!("\nDemo tokens (use as 'Authorization: Bearer <token>'):");
+    for l in &logins {
+        println!("  {:<14} {:<22} {:<12} {}", l.username, l.display_name, l.roles, l.token);
+    }
+    if let Some(first) = logins.iter().find(|l| l.username == "dr.osei") {
+        println!("\nTry:\n  curl -H 'Authorization: Bearer {}' {url}/api/v1/rooms", first.token);
+    }
+    println!("\nPress Ctrl-C to stop.");
+    stop_on_signal(app.shutdown_token());
+    app.run_until_stopped().await
+}
+
+fn stop_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested");
+        token.cancel();
+    });
+}

@@ -1,0 +1,218 @@
+//! Configuration: defaults, then a TOML file, then `WARDLINE_*` environment variables (and the
+//! conventional `DATABASE_URL`), then command-line flags. Secrets never reach logs: the database
+//! URL is wrapped so its password is redacted when printed.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything an operator can set. Field names are the TOML keys and, upper-cased with the
+/// `WARDLINE_` prefix, the environment variables (`WARDLINE_HTTP_ADDR`, `WARDLINE_LIMITS__...`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Where the HTTP API (REST, WebSocket, FHIR, SMART) listens.
+    pub http_addr: SocketAddr,
+    /// Where the MLLP listener for HL7 v2 feeds listens.
+    pub mllp_addr: SocketAddr,
+    /// Directory for the embedded SQLite database and other local state.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; when absent, SQLite `wardline.db` in `data_dir`.
+    pub database_url: Option<Secret>,
+    /// Connection pool size (readers on SQLite; all connections on PostgreSQL).
+    pub db_max_connections: u32,
+    /// Externally visible base URL, used in links (e-mails, OpenAPI servers).
+    pub public_url: Option<String>,
+    /// `json` (default, for log shippers) or `pretty` (for a terminal).
+    pub log_format: LogFormat,
+    /// A tracing filter directive, e.g. `info` or `wardline=debug,info`.
+    pub log_level: String,
+    /// Input limits that protect the server from oversized or abusive requests.
+    pub limits: Limits,
+}
+
+/// Bounds on what clients may send; each breach gets a problem-details error, never a truncation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Largest accepted HTTP request body in bytes.
+    pub max_request_bytes: usize,
+    /// Longest accepted message text, in characters.
+    pub max_message_chars: usize,
+    /// Largest accepted WebSocket frame in bytes.
+    pub max_ws_frame_bytes: usize,
+    /// Frames queued for one WebSocket before the connection is judged too slow and closed
+    /// (the client then resumes from its last message without gaps).
+    pub ws_queue: usize,
+    /// Largest page size for history queries.
+    pub max_page: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 1024 * 1024,
+            max_message_chars: 16_000,
+            max_ws_frame_bytes: 256 * 1024,
+            ws_queue: 1024,
+            max_page: 200,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable, for development.
+    Pretty,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http_addr: ([127, 0, 0, 1], 8080).into(),
+            mllp_addr: ([127, 0, 0, 1], 2575).into(),
+            data_dir: PathBuf::from("."),
+            database_url: None,
+            db_max_connections: 16,
+            public_url: None,
+            log_format: LogFormat::Json,
+            log_level: "info".into(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Layers defaults, the optional TOML file, the environment and the given overrides
+    /// (command-line flags, already as a partial config).
+    pub fn load(file: Option<&Path>, overrides: Figment) -> Result<Self, figment::Error> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            fig = fig.merge(Toml::file_exact(file));
+        }
+        fig.merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()))
+            .merge(Env::prefixed("WARDLINE_").split("__").ignore(&["config"]))
+            .merge(overrides)
+            .extract()
+    }
+
+    /// The database to use: the configured URL or the default SQLite file in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_string(),
+            None => format!("sqlite://{}", self.data_dir.join("wardline.db").display()),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("http_addr", &self.http_addr)
+            .field("mllp_addr", &self.mllp_addr)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("public_url", &self.public_url)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// A string that must not be printed: `Debug` and `Display` show it with any password removed.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The real value, for the one place that needs it (opening the connection).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", redact_url(&self.0))
+    }
+}
+
+/// Hides the password of a `scheme://user:password@host/...` URL and any query string
+/// (which may carry `password=`), keeping enough to tell which database is meant.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    let rest = rest.split('?').next().unwrap_or_default();
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}")
+            } else {
+                format!("{scheme}://{user}@{host}")
+            }
+        }
+        None => format!("{scheme}://{rest}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_print() {
+        let s = Secret::new("postgres://alice:hunter2@db:5432/wl?password=x");
+        let shown = format!("{s:?} {s}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("password=x"), "{shown}");
+        assert!(shown.contains("postgres://alice:***@db:5432/wl"), "{shown}");
+    }
+
+    #[test]
+    fn sqlite_default_is_in_data_dir() {
+        let cfg = Config {
+            data_dir: "/var/lib/wardline".into(),
+            ..Config::default()
+        };
+        assert_eq!(cfg.database_url(), "sqlite:///var/lib/wardline/wardline.db");
+    }
+
+    #[test]
+    fn env_and_overrides_layer_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("w.toml", "http_addr = \"127.0.0.1:9000\"\nlog_level = \"debug\"")?;
+            jail.set_env("WARDLINE_LOG_LEVEL", "warn");
+            jail.set_env("DATABASE_URL", "postgres://u:p@h/d");
+            let over = Figment::from(Serialized::default("mllp_addr", "127.0.0.1:3000"));
+            let cfg = Config::load(Some(Path::new("w.toml")), over).expect("config loads");
+            assert_eq!(cfg.http_addr.port(), 9000);
+            assert_eq!(cfg.log_level, "warn");
+            assert_eq!(cfg.mllp_addr.port(), 3000);
+            assert_eq!(cfg.database_url(), "postgres://u:p@h/d");
+            Ok(())
+        });
+    }
+}

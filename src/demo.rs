@@ -1,0 +1,195 @@
+//! `wardline demo`: a database filled with the synthetic fixtures in `fixtures/demo.json` (embedded
+//! in the binary, so the demo runs from anywhere), and a fresh token for every demo user.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::{self, Principal, Role};
+use crate::chat::model::{MemberReason, Priority, RoomKind};
+use crate::chat::{Chat, Draft};
+use crate::store::patients::{self, NewEncounter, NewPatient};
+use crate::store::users::{self, UserRecord};
+use crate::store::{Store, rooms};
+
+const FIXTURES: &str = include_str!("../fixtures/demo.json");
+
+#[derive(Deserialize)]
+struct Fixtures {
+    mrn_system: String,
+    visit_system: String,
+    users: Vec<FxUser>,
+    patients: Vec<FxPatient>,
+    rooms: Vec<FxRoom>,
+    messages: Vec<FxMessage>,
+}
+
+#[derive(Deserialize)]
+struct FxUser {
+    username: String,
+    display_name: String,
+    kind: String,
+    roles: Vec<String>,
+    npi: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FxPatient {
+    mrn: String,
+    family: String,
+    given: String,
+    birth_date: String,
+    sex: String,
+    encounters: Vec<FxEncounter>,
+}
+
+#[derive(Deserialize)]
+struct FxEncounter {
+    visit_number: String,
+    class: String,
+    status: String,
+    unit: Option<String>,
+    room: Option<String>,
+    bed: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FxRoom {
+    key: String,
+    kind: RoomKind,
+    name: String,
+    encounter: Option<String>,
+    role_key: Option<String>,
+    members: Vec<(String, MemberReason)>,
+}
+
+#[derive(Deserialize)]
+struct FxMessage {
+    room: String,
+    from: String,
+    priority: Priority,
+    body: String,
+}
+
+/// A demo user and the token just issued for them.
+pub struct DemoLogin {
+    /// Login name.
+    pub username: String,
+    /// Display name.
+    pub display_name: String,
+    /// Roles, comma-separated.
+    pub roles: String,
+    /// Bearer token.
+    pub token: String,
+}
+
+/// Loads the fixtures unless the database already has users, then issues one token per demo user.
+pub async fn load(store: &Store, chat: &Chat, now_ms: i64) -> anyhow::Result<Vec<DemoLogin>> {
+    let fx: Fixtures = serde_json::from_str(FIXTURES).context("parsing fixtures/demo.json")?;
+    if users::list_users(store.reader()).await?.is_empty() {
+        seed(store, chat, &fx, now_ms).await?;
+    }
+    let mut logins = Vec::new();
+    let mut tx = store.begin().await?;
+    for u in &fx.users {
+        let Some(user) = users::user_by_username(store.reader(), &u.username).await? else { continue };
+        let (_, token) = auth::issue_token(&mut tx, user.id, "demo", now_ms, None).await?;
+        logins.push(DemoLogin {
+            username: user.username,
+            display_name: user.display_name,
+            roles: user.roles.join(","),
+            token,
+        });
+    }
+    tx.commit().await?;
+    Ok(logins)
+}
+
+async fn seed(store: &Store, chat: &Chat, fx: &Fixtures, now: i64) -> anyhow::Result<()> {
+    let mut tx = store.begin().await?;
+    let mut user_ids = HashMap::new();
+    let mut principals = HashMap::new();
+    for u in &fx.users {
+        let rec = UserRecord {
+            id: Uuid::now_v7(),
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            kind: u.kind.clone(),
+            roles: u.roles.clone(),
+            npi: u.npi.clone(),
+            active: true,
+        };
+        users::insert_user(&mut tx, &rec, now).await?;
+        user_ids.insert(u.username.clone(), rec.id);
+        principals.insert(
+            u.username.clone(),
+            Principal {
+                user_id: rec.id,
+                username: rec.username.clone(),
+                display_name: rec.display_name.clone(),
+                roles: u.roles.iter().filter_map(|r| Role::parse(r).ok()).collect(),
+                token_id: Uuid::nil(),
+            },
+        );
+    }
+    let mut encounters = HashMap::new();
+    for p in &fx.patients {
+        let patient_id = Uuid::now_v7();
+        let np = NewPatient {
+            id: patient_id,
+            family: &p.family,
+            given: &p.given,
+            birth_date: &p.birth_date,
+            sex: &p.sex,
+            mrn_system: &fx.mrn_system,
+            mrn: &p.mrn,
+        };
+        patients::insert_patient(&mut tx, &np, now).await?;
+        for e in &p.encounters {
+            let id = Uuid::now_v7();
+            let ne = NewEncounter {
+                id,
+                patient_id,
+                visit_system: &fx.visit_system,
+                visit_number: &e.visit_number,
+                class: &e.class,
+                status: &e.status,
+                unit: e.unit.as_deref(),
+                room: e.room.as_deref(),
+                bed: e.bed.as_deref(),
+                admitted_at: Some(now),
+            };
+            patients::insert_encounter(&mut tx, &ne, now).await?;
+            encounters.insert(e.visit_number.clone(), id);
+        }
+    }
+    let mut room_ids = HashMap::new();
+    for r in &fx.rooms {
+        let id = Uuid::now_v7();
+        let new = rooms::NewRoom {
+            id,
+            kind: r.kind,
+            name: &r.name,
+            encounter_id: r.encounter.as_ref().and_then(|v| encounters.get(v).copied()),
+            role_key: r.role_key.as_deref(),
+            direct_key: None,
+            created_by: None,
+        };
+        rooms::insert_room(&mut tx, &new, now).await?;
+        for (username, reason) in &r.members {
+            let uid = *user_ids.get(username).with_context(|| format!("unknown fixture user {username}"))?;
+            rooms::add_member(&mut tx, id, uid, *reason, None, now).await?;
+        }
+        room_ids.insert(r.key.clone(), id);
+    }
+    tx.commit().await?;
+    for m in &fx.messages {
+        let who = principals.get(&m.from).with_context(|| format!("unknown fixture user {}", m.from))?;
+        let room_id = *room_ids.get(&m.room).with_context(|| format!("unknown fixture room {}", m.room))?;
+        let draft = Draft { room_id, body: m.body.clone(), priority: m.priority, idempotency_key: None };
+        chat.send(who, draft).await?;
+    }
+    Ok(())
+}

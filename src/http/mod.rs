@@ -1,0 +1,134 @@
+//! The HTTP surface: REST under `/api/v1`, the WebSocket, operations endpoints, and the shared
+//! [`AppState`] every handler receives through `with_state`.
+
+pub mod admin;
+pub mod error;
+pub mod extract;
+pub mod messages;
+pub mod openapi;
+pub mod ops;
+pub mod rooms;
+pub mod ws;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::chat::Chat;
+use crate::chat::receipts::Delivered;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::Error;
+use crate::store::Store;
+
+/// Everything handlers need; cloned per request (all fields are cheap handles).
+#[derive(Clone)]
+pub struct AppState {
+    /// The chat core.
+    pub chat: Arc<Chat>,
+    /// The database.
+    pub store: Store,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Effective configuration.
+    pub config: Arc<Config>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// Queue of delivery receipts for the batch writer.
+    pub receipts: mpsc::UnboundedSender<Delivered>,
+    /// Cancelled when the server shuts down; long-lived connections watch it.
+    pub shutdown: CancellationToken,
+}
+
+/// Builds the router with all routes, limits and middleware.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/me", get(admin::me))
+        .route("/users", get(admin::list_users).post(admin::create_user))
+        .route("/tokens", post(admin::create_token))
+        .route("/tokens/{token_id}", delete(admin::revoke_token))
+        .route("/rooms", get(rooms::list).post(rooms::create))
+        .route("/rooms/{room_id}", get(rooms::get_one))
+        .route("/rooms/{room_id}/members", get(rooms::members).post(rooms::add_member))
+        .route("/rooms/{room_id}/members/{user_id}", delete(rooms::remove_member))
+        .route("/rooms/{room_id}/messages", get(messages::history).post(messages::send))
+        .route("/messages", get(messages::sync))
+        .route("/messages/{message_id}/read", post(messages::read))
+        .route("/messages/{message_id}/ack", post(messages::ack))
+        .route("/messages/{message_id}/receipts", get(messages::receipts))
+        .route("/ws", get(ws::upgrade))
+        .route("/openapi.json", get(openapi::document));
+    let max_body = state.config.limits.max_request_bytes;
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    // The route template only: never the query string, which may carry a token.
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(|p| p.as_str().to_string())
+                        .unwrap_or_else(|| "unmatched".into());
+                    tracing::info_span!("http", method = %req.method(), route)
+                })
+                .on_request(())
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(tower_http::LatencyUnit::Micros),
+                ),
+        )
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("resource")
+}
+
+async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
+}
+
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("wardline_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("wardline_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    resp
+}

@@ -1,0 +1,6 @@
+//! The `wardline` binary: everything lives in the library so tests drive the same code.
+#![forbid(unsafe_code)]
+
+fn main() -> std::process::ExitCode {
+    wardline::cli::main()
+}

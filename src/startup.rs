@@ -1,0 +1,116 @@
+//! Building and running the server. `Application::build` binds its listener first, so tests can
+//! ask for port 0 and learn the real port before serving.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::chat::bus::Bus;
+use crate::chat::hub::Hub;
+use crate::chat::{Chat, receipts};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::http::{AppState, router};
+use crate::store::Store;
+use crate::telemetry;
+
+/// A built, bound, not yet serving server.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    background: Vec<JoinHandle<()>>,
+    node_id: Uuid,
+}
+
+impl Application {
+    /// Builds with the system clock.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Connects and migrates the database, starts background workers and binds the HTTP port.
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.database_url(), config.db_max_connections)
+            .await
+            .context("opening the database")?;
+        store.migrate().await.context("applying migrations")?;
+        let node_id = Uuid::now_v7();
+        let shutdown = CancellationToken::new();
+        let hub = Arc::new(Hub::new(config.limits.ws_queue));
+        let bus = Arc::new(Bus::new(hub, store.clone(), node_id));
+        let mut background = Vec::new();
+        if let Some(listener) = bus.spawn_listener(shutdown.clone()).await.context("listening for cluster events")? {
+            background.push(listener);
+        }
+        let (receipts_tx, receipts_task) = receipts::spawn(store.clone(), bus.clone(), clock.clone());
+        background.push(receipts_task);
+        let chat = Arc::new(Chat::new(store.clone(), bus, clock.clone(), config.limits.clone()));
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding HTTP to {}", config.http_addr))?;
+        let state = AppState {
+            chat,
+            store,
+            clock,
+            config: Arc::new(config),
+            metrics: telemetry::metrics_handle(),
+            receipts: receipts_tx,
+            shutdown,
+        };
+        Ok(Self { listener, state, background, node_id })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| self.state.config.http_addr)
+    }
+
+    /// Cancel this token to shut the server down gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// The database handle (for demo fixtures and tests).
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// The chat core (for demo fixtures and tools).
+    pub fn chat(&self) -> &Arc<Chat> {
+        &self.state.chat
+    }
+
+    /// This node's id in a cluster.
+    pub fn node_id(&self) -> Uuid {
+        self.node_id
+    }
+
+    /// Serves until the shutdown token is cancelled, then stops accepting, closes WebSockets,
+    /// lets in-flight requests finish, flushes receipts and closes the database.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self { listener, state, background, .. } = self;
+        let shutdown = state.shutdown.clone();
+        let store = state.store.clone();
+        let app = router(state);
+        tracing::info!(addr = %listener.local_addr()?, backend = ?store.backend(), "serving HTTP");
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await
+            .context("HTTP server")?;
+        shutdown.cancel();
+        for task in background {
+            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+                tracing::warn!("a background task did not stop within 5 s");
+            }
+        }
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

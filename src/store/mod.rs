@@ -1,0 +1,176 @@
+//! Storage: the only module that holds SQL. One query layer serves both backends through sqlx's
+//! `Any` driver: the schema uses portable types (TEXT ids, BIGINT times and flags), queries use
+//! `$N` placeholders (which SQLite accepts too), and the two dialect-specific migration folders
+//! create the same tables.
+//!
+//! SQLite gets a single writer connection (writes queue in-process instead of failing with
+//! `SQLITE_BUSY`) and a pool of readers; WAL and `synchronous=FULL` make every commit durable
+//! before it is acknowledged. PostgreSQL uses one pool for both.
+
+pub mod messages;
+pub mod patients;
+pub mod rooms;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+use crate::config::redact_url;
+
+/// Which database engine is behind the store; a few features (LISTEN/NOTIFY) exist only on one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded, zero set-up, single node.
+    Sqlite,
+    /// Production and multi-node deployments.
+    Postgres,
+}
+
+/// Handle to the database, cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    read: AnyPool,
+    write: AnyPool,
+    backend: Backend,
+    url: String,
+}
+
+/// Errors while opening or migrating the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported database.
+    #[error("unsupported database URL {0} (use sqlite://PATH or postgres://...)")]
+    UnsupportedUrl(String),
+    /// Connecting failed.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The redacted URL.
+        url: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Preparing the SQLite directory failed.
+    #[error("cannot create the database directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Store {
+    /// Opens the database named by `url`, creating a SQLite file (and its directory) if needed.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let shown = redact_url(url);
+        let connect_err = |source| StoreError::Connect {
+            url: shown.clone(),
+            source,
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = AnyConnectOptions::from_str(url).map_err(connect_err)?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(max_connections.max(2))
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts)
+                .await
+                .map_err(connect_err)?;
+            return Ok(Self {
+                read: pool.clone(),
+                write: pool,
+                backend: Backend::Postgres,
+                url: url.to_string(),
+            });
+        }
+        let Some(path) = url.strip_prefix("sqlite://") else {
+            return Err(StoreError::UnsupportedUrl(shown));
+        };
+        let path = path.split('?').next().unwrap_or_default();
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let opts = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=rwc"))
+            .map_err(connect_err)?;
+        let sqlite_pool = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = FULL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 10000",
+                        ] {
+                            conn.execute(pragma).await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .connect_with(opts.clone())
+        };
+        let write = sqlite_pool(1).await.map_err(connect_err)?;
+        let read = sqlite_pool(max_connections.max(1)).await.map_err(connect_err)?;
+        Ok(Self {
+            read,
+            write,
+            backend: Backend::Sqlite,
+            url: url.to_string(),
+        })
+    }
+
+    /// Applies the embedded migrations for this backend (idempotent; safe from several nodes).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.write).await?;
+        Ok(())
+    }
+
+    /// The engine in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection URL, for components that need their own connection (LISTEN).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Pool for reads that need no transaction.
+    pub fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Starts a write transaction; on SQLite this waits for the single writer connection.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        self.write.begin().await
+    }
+
+    /// Proves the database answers, for readiness probes.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Closes all connections, for graceful shutdown.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Converts a UUID stored as text; a malformed value in the database is a bug, not user input.
+pub(crate) fn parse_id(s: &str) -> Result<uuid::Uuid, crate::error::Error> {
+    uuid::Uuid::parse_str(s).map_err(|_| crate::error::Error::Internal(format!("bad id in db: {s}")))
+}

@@ -1,0 +1,184 @@
+//! Rooms and their membership.
+
+use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow};
+use uuid::Uuid;
+
+use super::parse_id;
+use crate::chat::model::{Member, MemberReason, Room, RoomKind, from_ms};
+use crate::error::Result;
+
+#[derive(FromRow)]
+struct RoomRow {
+    id: String,
+    kind: String,
+    name: String,
+    status: String,
+    encounter_id: Option<String>,
+    role_key: Option<String>,
+    created_at: i64,
+}
+
+impl TryFrom<RoomRow> for Room {
+    type Error = crate::error::Error;
+    fn try_from(r: RoomRow) -> Result<Self> {
+        Ok(Room {
+            id: parse_id(&r.id)?,
+            kind: r.kind.parse()?,
+            name: r.name,
+            status: r.status.parse()?,
+            encounter_id: r.encounter_id.as_deref().map(parse_id).transpose()?,
+            role_key: r.role_key,
+            created_at: from_ms(r.created_at),
+        })
+    }
+}
+
+macro_rules! room_columns {
+    () => {
+        "r.id, r.kind, r.name, r.status, r.encounter_id, r.role_key, r.created_at"
+    };
+}
+
+/// Fields of a room to create; `direct_key` makes a direct room between two people unique.
+pub struct NewRoom<'a> {
+    /// Id to use.
+    pub id: Uuid,
+    /// Room kind.
+    pub kind: RoomKind,
+    /// Display name.
+    pub name: &'a str,
+    /// Encounter for patient rooms.
+    pub encounter_id: Option<Uuid>,
+    /// Role for role rooms.
+    pub role_key: Option<&'a str>,
+    /// Sorted pair of user ids for direct rooms.
+    pub direct_key: Option<String>,
+    /// Creator.
+    pub created_by: Option<Uuid>,
+}
+
+/// Inserts a room; a unique violation means the encounter, role or pair already has one.
+pub async fn insert_room(conn: &mut AnyConnection, room: &NewRoom<'_>, now_ms: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO rooms (id, kind, name, status, encounter_id, role_key, direct_key, created_by, created_at)
+         VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8)",
+    )
+    .bind(room.id.to_string())
+    .bind(room.kind.as_str())
+    .bind(room.name)
+    .bind(room.encounter_id.map(|id| id.to_string()))
+    .bind(room.role_key)
+    .bind(room.direct_key.as_deref())
+    .bind(room.created_by.map(|id| id.to_string()))
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Finds a room by id.
+pub async fn room_by_id<'c, E: Executor<'c, Database = Any>>(ex: E, id: Uuid) -> Result<Option<Room>> {
+    let sql = concat!("SELECT ", room_columns!(), " FROM rooms r WHERE r.id = $1");
+    let row: Option<RoomRow> = sqlx::query_as(sql)
+        .bind(id.to_string())
+        .fetch_optional(ex)
+        .await?;
+    row.map(Room::try_from).transpose()
+}
+
+/// Finds the direct room of a pair, so asking twice for the same conversation returns one room.
+pub async fn room_by_direct_key(pool: &AnyPool, key: &str) -> Result<Option<Room>> {
+    let sql = concat!("SELECT ", room_columns!(), " FROM rooms r WHERE r.direct_key = $1");
+    let row: Option<RoomRow> = sqlx::query_as(sql).bind(key).fetch_optional(pool).await?;
+    row.map(Room::try_from).transpose()
+}
+
+/// The rooms a user belongs to, newest first.
+pub async fn rooms_for_user(pool: &AnyPool, user_id: Uuid) -> Result<Vec<Room>> {
+    let sql = concat!("SELECT ", room_columns!(), " FROM rooms r JOIN room_members m ON m.room_id = r.id
+         WHERE m.user_id = $1 ORDER BY r.created_at DESC, r.id");
+    let rows: Vec<RoomRow> = sqlx::query_as(sql)
+        .bind(user_id.to_string())
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter().map(Room::try_from).collect()
+}
+
+/// Adds a member; returns false when they already were one (their reason is kept).
+pub async fn add_member(
+    conn: &mut AnyConnection,
+    room_id: Uuid,
+    user_id: Uuid,
+    reason: MemberReason,
+    added_by: Option<Uuid>,
+    now_ms: i64,
+) -> Result<bool> {
+    let res = sqlx::query(
+        "INSERT INTO room_members (room_id, user_id, reason, added_by, added_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, user_id) DO NOTHING",
+    )
+    .bind(room_id.to_string())
+    .bind(user_id.to_string())
+    .bind(reason.as_str())
+    .bind(added_by.map(|id| id.to_string()))
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Removes a member; returns false when they were not one.
+pub async fn remove_member(conn: &mut AnyConnection, room_id: Uuid, user_id: Uuid) -> Result<bool> {
+    let res = sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
+        .bind(room_id.to_string())
+        .bind(user_id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Whether the user is a member of the room; the gate in front of every read and write.
+pub async fn is_member<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    room_id: Uuid,
+    user_id: Uuid,
+) -> Result<bool> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2")
+            .bind(room_id.to_string())
+            .bind(user_id.to_string())
+            .fetch_optional(ex)
+            .await?;
+    Ok(row.is_some())
+}
+
+/// Members with display names, in the order they joined.
+pub async fn members(pool: &AnyPool, room_id: Uuid) -> Result<Vec<Member>> {
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT m.user_id, u.display_name, m.reason, m.added_at
+         FROM room_members m JOIN users u ON u.id = m.user_id
+         WHERE m.room_id = $1 ORDER BY m.added_at, u.username",
+    )
+    .bind(room_id.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(user_id, display_name, reason, added_at)| {
+            Ok(Member {
+                user_id: parse_id(&user_id)?,
+                display_name,
+                reason: reason.parse()?,
+                added_at: from_ms(added_at),
+            })
+        })
+        .collect()
+}
+
+/// Member ids only: the recipients of a room event.
+pub async fn member_ids<'c, E: Executor<'c, Database = Any>>(ex: E, room_id: Uuid) -> Result<Vec<Uuid>> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT user_id FROM room_members WHERE room_id = $1")
+        .bind(room_id.to_string())
+        .fetch_all(ex)
+        .await?;
+    rows.iter().map(|(id,)| parse_id(id)).collect()
+}

@@ -1,0 +1,183 @@
+//! Users (people and service accounts) and their API tokens.
+
+use sqlx::{AnyConnection, AnyPool, FromRow};
+use uuid::Uuid;
+
+use super::parse_id;
+use crate::error::Result;
+
+/// A user as stored.
+#[derive(Clone, Debug)]
+pub struct UserRecord {
+    /// Stable id.
+    pub id: Uuid,
+    /// Unique login name.
+    pub username: String,
+    /// Shown to other users.
+    pub display_name: String,
+    /// `person` or `service`.
+    pub kind: String,
+    /// Role names, e.g. `clinician`, `admin`.
+    pub roles: Vec<String>,
+    /// National Provider Identifier, when known (maps HL7 practitioner ids).
+    pub npi: Option<String>,
+    /// Disabled users cannot authenticate.
+    pub active: bool,
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    display_name: String,
+    kind: String,
+    roles: String,
+    npi: Option<String>,
+    active: i64,
+}
+
+impl TryFrom<UserRow> for UserRecord {
+    type Error = crate::error::Error;
+    fn try_from(r: UserRow) -> Result<Self> {
+        Ok(Self {
+            id: parse_id(&r.id)?,
+            username: r.username,
+            display_name: r.display_name,
+            kind: r.kind,
+            roles: r
+                .roles
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            npi: r.npi,
+            active: r.active != 0,
+        })
+    }
+}
+
+macro_rules! user_columns {
+    () => {
+        "id, username, display_name, kind, roles, npi, active"
+    };
+}
+
+/// Inserts a user; fails with a unique violation when the username or NPI is taken.
+pub async fn insert_user(conn: &mut AnyConnection, user: &UserRecord, now_ms: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO users (id, username, display_name, kind, roles, npi, active, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(user.id.to_string())
+    .bind(&user.username)
+    .bind(&user.display_name)
+    .bind(&user.kind)
+    .bind(user.roles.join(","))
+    .bind(&user.npi)
+    .bind(i64::from(user.active))
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Looks a user up by login name.
+pub async fn user_by_username(pool: &AnyPool, username: &str) -> Result<Option<UserRecord>> {
+    let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1");
+    let row: Option<UserRow> = sqlx::query_as(sql).bind(username).fetch_optional(pool).await?;
+    row.map(UserRecord::try_from).transpose()
+}
+
+/// Looks a user up by id.
+pub async fn user_by_id(pool: &AnyPool, id: Uuid) -> Result<Option<UserRecord>> {
+    let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+    let row: Option<UserRow> = sqlx::query_as(sql)
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?;
+    row.map(UserRecord::try_from).transpose()
+}
+
+/// Lists users ordered by name, for directories and pickers.
+pub async fn list_users(pool: &AnyPool) -> Result<Vec<UserRecord>> {
+    let sql = concat!("SELECT ", user_columns!(), " FROM users ORDER BY username");
+    let rows: Vec<UserRow> = sqlx::query_as(sql).fetch_all(pool).await?;
+    rows.into_iter().map(UserRecord::try_from).collect()
+}
+
+/// Stores a token's hash (never the token itself).
+pub async fn insert_token(
+    conn: &mut AnyConnection,
+    token_id: Uuid,
+    user_id: Uuid,
+    token_hash: &str,
+    label: &str,
+    now_ms: i64,
+    expires_at_ms: Option<i64>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO api_tokens (id, user_id, token_hash, label, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(token_id.to_string())
+    .bind(user_id.to_string())
+    .bind(token_hash)
+    .bind(label)
+    .bind(now_ms)
+    .bind(expires_at_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Resolves a token hash to its id and an active user, if the token is valid at `now_ms`.
+pub async fn user_by_token_hash(
+    pool: &AnyPool,
+    token_hash: &str,
+    now_ms: i64,
+) -> Result<Option<(Uuid, UserRecord)>> {
+    #[derive(FromRow)]
+    struct Row {
+        token_id: String,
+        #[sqlx(flatten)]
+        user: UserRow,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT t.id AS token_id, u.id, u.username, u.display_name, u.kind, u.roles, u.npi, u.active
+         FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.token_hash = $1 AND t.revoked_at IS NULL
+           AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.active = 1",
+    )
+    .bind(token_hash)
+    .bind(now_ms)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| Ok((parse_id(&r.token_id)?, UserRecord::try_from(r.user)?)))
+        .transpose()
+}
+
+/// Revokes a token. Returns the owning user when the token existed and was not yet revoked.
+pub async fn revoke_token(
+    conn: &mut AnyConnection,
+    token_id: Uuid,
+    now_ms: i64,
+) -> Result<Option<Uuid>> {
+    let owner: Option<(String,)> = sqlx::query_as(
+        "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL
+         RETURNING user_id",
+    )
+    .bind(token_id.to_string())
+    .bind(now_ms)
+    .fetch_optional(conn)
+    .await?;
+    owner.map(|(id,)| parse_id(&id)).transpose()
+}
+
+/// The owner of a token, revoked or not, so authorization can be checked before revoking.
+pub async fn token_owner(pool: &AnyPool, token_id: Uuid) -> Result<Option<Uuid>> {
+    let owner: Option<(String,)> = sqlx::query_as("SELECT user_id FROM api_tokens WHERE id = $1")
+        .bind(token_id.to_string())
+        .fetch_optional(pool)
+        .await?;
+    owner.map(|(id,)| parse_id(&id)).transpose()
+}
