@@ -153,8 +153,11 @@ pub fn main() -> ExitCode {
 }
 
 fn load(cli_config: Option<&PathBuf>, overrides: &impl Serialize) -> anyhow::Result<Config> {
-    Config::load(cli_config.map(PathBuf::as_path), Figment::from(Serialized::defaults(overrides)))
-        .context("reading configuration")
+    Config::load(
+        cli_config.map(PathBuf::as_path),
+        Figment::from(Serialized::defaults(overrides)),
+    )
+    .context("reading configuration")
 }
 
 async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
@@ -177,13 +180,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(db) => {
             let cfg = load(cli.config.as_ref(), &db)?;
             open_store(&cfg).await?;
-            println!("migrations applied to {}", crate::config::redact_url(&cfg.database_url()));
+            println!(
+                "migrations applied to {}",
+                crate::config::redact_url(&cfg.database_url())
+            );
             Ok(())
         }
-        Command::Token(TokenCommand::Create { user, label, expires_in_days, db }) => {
+        Command::Token(TokenCommand::Create {
+            user,
+            label,
+            expires_in_days,
+            db,
+        }) => {
             let cfg = load(cli.config.as_ref(), &db)?;
             let store = open_store(&cfg).await?;
-            let u = users::user_by_username(store.reader(), &user).await?.with_context(|| format!("no user named {user}"))?;
+            let u = users::user_by_username(store.reader(), &user)
+                .await?
+                .with_context(|| format!("no user named {user}"))?;
             let now = chrono::Utc::now().timestamp_millis();
             let expires = expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
             let mut tx = store.begin().await?;
@@ -204,7 +217,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::User(UserCommand::Create { username, display_name, roles, service, db }) => {
+        Command::User(UserCommand::Create {
+            username,
+            display_name,
+            roles,
+            service,
+            db,
+        }) => {
             let cfg = load(cli.config.as_ref(), &db)?;
             let store = open_store(&cfg).await?;
             for r in &roles {
@@ -257,10 +276,16 @@ async fn run_demo(config: Option<&PathBuf>, mut args: ServeArgs) -> anyhow::Resu
     println!("  API:  {url}/api/v1/openapi.json   health: {url}/readyz");
     println!("\nDemo tokens (use as 'Authorization: Bearer <token>'):");
     for l in &logins {
-        println!("  {:<14} {:<22} {:<12} {}", l.username, l.display_name, l.roles, l.token);
+        println!(
+            "  {:<14} {:<22} {:<12} {}",
+            l.username, l.display_name, l.roles, l.token
+        );
     }
     if let Some(first) = logins.iter().find(|l| l.username == "dr.osei") {
-        println!("\nTry:\n  curl -H 'Authorization: Bearer {}' {url}/api/v1/rooms", first.token);
+        println!(
+            "\nTry:\n  curl -H 'Authorization: Bearer {}' {url}/api/v1/rooms",
+            first.token
+        );
     }
     println!("\nPress Ctrl-C to stop.");
     stop_on_signal(app.shutdown_token());

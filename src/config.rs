@@ -93,7 +93,7 @@ impl Default for Config {
 impl Config {
     /// Layers defaults, the optional TOML file, the environment and the given overrides
     /// (command-line flags, already as a partial config).
-    pub fn load(file: Option<&Path>, overrides: Figment) -> Result<Self, figment::Error> {
+    pub fn load(file: Option<&Path>, overrides: Figment) -> Result<Self, Box<figment::Error>> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             fig = fig.merge(Toml::file_exact(file));
@@ -102,6 +102,7 @@ impl Config {
             .merge(Env::prefixed("WARDLINE_").split("__").ignore(&["config"]))
             .merge(overrides)
             .extract()
+            .map_err(Box::new)
     }
 
     /// The database to use: the configured URL or the default SQLite file in the data dir.
@@ -201,6 +202,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the closure's error type
     fn env_and_overrides_layer_in_order() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("w.toml", "http_addr = \"127.0.0.1:9000\"\nlog_level = \"debug\"")?;

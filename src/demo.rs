@@ -94,7 +94,9 @@ pub async fn load(store: &Store, chat: &Chat, now_ms: i64) -> anyhow::Result<Vec
     let mut logins = Vec::new();
     let mut tx = store.begin().await?;
     for u in &fx.users {
-        let Some(user) = users::user_by_username(store.reader(), &u.username).await? else { continue };
+        let Some(user) = users::user_by_username(store.reader(), &u.username).await? else {
+            continue;
+        };
         let (_, token) = auth::issue_token(&mut tx, user.id, "demo", now_ms, None).await?;
         logins.push(DemoLogin {
             username: user.username,
@@ -179,16 +181,27 @@ async fn seed(store: &Store, chat: &Chat, fx: &Fixtures, now: i64) -> anyhow::Re
         };
         rooms::insert_room(&mut tx, &new, now).await?;
         for (username, reason) in &r.members {
-            let uid = *user_ids.get(username).with_context(|| format!("unknown fixture user {username}"))?;
+            let uid = *user_ids
+                .get(username)
+                .with_context(|| format!("unknown fixture user {username}"))?;
             rooms::add_member(&mut tx, id, uid, *reason, None, now).await?;
         }
         room_ids.insert(r.key.clone(), id);
     }
     tx.commit().await?;
     for m in &fx.messages {
-        let who = principals.get(&m.from).with_context(|| format!("unknown fixture user {}", m.from))?;
-        let room_id = *room_ids.get(&m.room).with_context(|| format!("unknown fixture room {}", m.room))?;
-        let draft = Draft { room_id, body: m.body.clone(), priority: m.priority, idempotency_key: None };
+        let who = principals
+            .get(&m.from)
+            .with_context(|| format!("unknown fixture user {}", m.from))?;
+        let room_id = *room_ids
+            .get(&m.room)
+            .with_context(|| format!("unknown fixture room {}", m.room))?;
+        let draft = Draft {
+            room_id,
+            body: m.body.clone(),
+            priority: m.priority,
+            idempotency_key: None,
+        };
         chat.send(who, draft).await?;
     }
     Ok(())

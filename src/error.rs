@@ -28,6 +28,9 @@ pub enum Error {
     /// The request conflicts with the current state, e.g. a reused idempotency key (409).
     #[error("{0}")]
     Conflict(String),
+    /// The request body is not JSON (415).
+    #[error("expected a JSON body with Content-Type: application/json")]
+    UnsupportedMediaType,
     /// The request body is larger than the configured limit (413).
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,
@@ -47,9 +50,7 @@ impl Error {
     /// an idempotent replay instead of a failure.
     pub fn is_unique_violation(&self) -> bool {
         match self {
-            Error::Database(e) => e
-                .as_database_error()
-                .is_some_and(|d| d.is_unique_violation()),
+            Error::Database(e) => e.as_database_error().is_some_and(|d| d.is_unique_violation()),
             _ => false,
         }
     }

@@ -45,12 +45,21 @@ impl Application {
         let hub = Arc::new(Hub::new(config.limits.ws_queue));
         let bus = Arc::new(Bus::new(hub, store.clone(), node_id));
         let mut background = Vec::new();
-        if let Some(listener) = bus.spawn_listener(shutdown.clone()).await.context("listening for cluster events")? {
+        if let Some(listener) = bus
+            .spawn_listener(shutdown.clone())
+            .await
+            .context("listening for cluster events")?
+        {
             background.push(listener);
         }
         let (receipts_tx, receipts_task) = receipts::spawn(store.clone(), bus.clone(), clock.clone());
         background.push(receipts_task);
-        let chat = Arc::new(Chat::new(store.clone(), bus, clock.clone(), config.limits.clone()));
+        let chat = Arc::new(Chat::new(
+            store.clone(),
+            bus,
+            clock.clone(),
+            config.limits.clone(),
+        ));
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding HTTP to {}", config.http_addr))?;
@@ -63,12 +72,19 @@ impl Application {
             receipts: receipts_tx,
             shutdown,
         };
-        Ok(Self { listener, state, background, node_id })
+        Ok(Self {
+            listener,
+            state,
+            background,
+            node_id,
+        })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| self.state.config.http_addr)
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.state.config.http_addr)
     }
 
     /// Cancel this token to shut the server down gracefully.
@@ -94,7 +110,12 @@ impl Application {
     /// Serves until the shutdown token is cancelled, then stops accepting, closes WebSockets,
     /// lets in-flight requests finish, flushes receipts and closes the database.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, state, background, .. } = self;
+        let Self {
+            listener,
+            state,
+            background,
+            ..
+        } = self;
         let shutdown = state.shutdown.clone();
         let store = state.store.clone();
         let app = router(state);

@@ -82,7 +82,10 @@ impl Principal {
         if self.has(role) {
             Ok(())
         } else {
-            Err(Error::Forbidden(format!("the {} role is required", role.as_str())))
+            Err(Error::Forbidden(format!(
+                "the {} role is required",
+                role.as_str()
+            )))
         }
     }
 }
@@ -110,7 +113,16 @@ pub async fn issue_token(
 ) -> Result<(Uuid, String)> {
     let token = generate_token();
     let id = Uuid::now_v7();
-    users::insert_token(conn, id, user_id, &hash_token(&token), label, now_ms, expires_at_ms).await?;
+    users::insert_token(
+        conn,
+        id,
+        user_id,
+        &hash_token(&token),
+        label,
+        now_ms,
+        expires_at_ms,
+    )
+    .await?;
     Ok((id, token))
 }
 

@@ -67,7 +67,10 @@ impl Bus {
     /// Delivers a stored message to its room's members here and announces it to other nodes.
     pub async fn publish_message(&self, message: &Message, members: &[Uuid]) {
         self.hub.deliver(members, &message_outbound(message));
-        self.notify(Remote::Message { message_id: message.id }).await;
+        self.notify(Remote::Message {
+            message_id: message.id,
+        })
+        .await;
     }
 
     /// Delivers a non-message frame to its target here and on other nodes.
@@ -106,7 +109,10 @@ impl Bus {
             Ok(p) if p.len() < MAX_PAYLOAD => p,
             Ok(p) => {
                 metrics::counter!("wardline_cluster_dropped_total").increment(1);
-                tracing::warn!(bytes = p.len(), "cluster event too large to notify; other nodes skip it");
+                tracing::warn!(
+                    bytes = p.len(),
+                    "cluster event too large to notify; other nodes skip it"
+                );
                 return;
             }
             Err(e) => {
@@ -127,7 +133,10 @@ impl Bus {
 
     /// Starts listening for other nodes' events (PostgreSQL only). Returns once LISTEN is in place,
     /// so nothing published after start-up is missed.
-    pub async fn spawn_listener(self: &Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<Option<JoinHandle<()>>> {
+    pub async fn spawn_listener(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Option<JoinHandle<()>>> {
         if self.store.backend() != Backend::Postgres {
             return Ok(None);
         }

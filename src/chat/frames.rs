@@ -147,9 +147,20 @@ mod tests {
             r#"{"type":"send","room_id":"0190a000-0000-7000-8000-000000000000","body":"hi","priority":"stat","idempotency_key":"k1"}"#,
         )
         .unwrap();
-        assert!(matches!(f, ClientFrame::Send { priority: Some(Priority::Stat), .. }));
+        assert!(matches!(
+            f,
+            ClientFrame::Send {
+                priority: Some(Priority::Stat),
+                ..
+            }
+        ));
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"read","message_id":"x"}"#).is_err());
-        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"typing","room_id":"0190a000-0000-7000-8000-000000000000","extra":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<ClientFrame>(
+                r#"{"type":"typing","room_id":"0190a000-0000-7000-8000-000000000000","extra":1}"#
+            )
+            .is_err()
+        );
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"shout"}"#).is_err());
     }
 }

@@ -212,7 +212,10 @@ mod tests {
             assert_eq!(p.as_str().parse::<Priority>().unwrap(), p);
             assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
         }
-        assert_eq!("patient_encounter".parse::<RoomKind>().unwrap(), RoomKind::PatientEncounter);
+        assert_eq!(
+            "patient_encounter".parse::<RoomKind>().unwrap(),
+            RoomKind::PatientEncounter
+        );
         assert!("emergency".parse::<Priority>().is_err());
         assert!(Priority::Stat.requires_ack() && !Priority::Routine.requires_ack());
     }

@@ -27,7 +27,11 @@ pub struct Delivered {
 const MAX_BATCH: usize = 400;
 
 /// Starts the writer; it stops after every sender is dropped and the queue is drained.
-pub fn spawn(store: Store, bus: Arc<Bus>, clock: Arc<dyn Clock>) -> (mpsc::UnboundedSender<Delivered>, JoinHandle<()>) {
+pub fn spawn(
+    store: Store,
+    bus: Arc<Bus>,
+    clock: Arc<dyn Clock>,
+) -> (mpsc::UnboundedSender<Delivered>, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Delivered>();
     let handle = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -42,7 +46,12 @@ pub fn spawn(store: Store, bus: Arc<Bus>, clock: Arc<dyn Clock>) -> (mpsc::Unbou
     (tx, handle)
 }
 
-async fn write_batch(store: &Store, bus: &Bus, clock: &dyn Clock, batch: &[Delivered]) -> crate::error::Result<()> {
+async fn write_batch(
+    store: &Store,
+    bus: &Bus,
+    clock: &dyn Clock,
+    batch: &[Delivered],
+) -> crate::error::Result<()> {
     let mut senders = HashMap::new();
     let mut seen = HashSet::new();
     let pairs: Vec<(Uuid, Uuid)> = batch
@@ -62,9 +71,17 @@ async fn write_batch(store: &Store, bus: &Bus, clock: &dyn Clock, batch: &[Deliv
     let fresh = messages::mark_delivered_batch(&mut tx, &pairs, now.timestamp_millis()).await?;
     tx.commit().await?;
     for (message_id, user_id) in fresh {
-        let Some(Some(sender)) = senders.get(&message_id) else { continue };
-        let receipt = Receipt { message_id, user_id, delivered_at: Some(from_ms(now.timestamp_millis())), read_at: None };
-        bus.publish(Target::Users(vec![*sender]), &ServerFrame::Receipt { receipt }).await;
+        let Some(Some(sender)) = senders.get(&message_id) else {
+            continue;
+        };
+        let receipt = Receipt {
+            message_id,
+            user_id,
+            delivered_at: Some(from_ms(now.timestamp_millis())),
+            read_at: None,
+        };
+        bus.publish(Target::Users(vec![*sender]), &ServerFrame::Receipt { receipt })
+            .await;
     }
     Ok(())
 }

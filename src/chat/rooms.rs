@@ -50,7 +50,9 @@ impl Chat {
     /// One room, for members only.
     pub async fn room(&self, who: &Principal, room_id: Uuid) -> Result<Room> {
         self.require_member(who, room_id).await?;
-        rooms::room_by_id(self.store.reader(), room_id).await?.ok_or(Error::NotFound("room"))
+        rooms::room_by_id(self.store.reader(), room_id)
+            .await?
+            .ok_or(Error::NotFound("room"))
     }
 
     /// A room's members, for members only.
@@ -61,7 +63,12 @@ impl Chat {
 
     /// Opens a room of the requested kind, enforcing who may open which kind.
     pub async fn create_room(&self, who: &Principal, req: NewRoomRequest) -> Result<(Room, Opened)> {
-        let mut others: Vec<Uuid> = req.members.iter().copied().filter(|m| *m != who.user_id).collect();
+        let mut others: Vec<Uuid> = req
+            .members
+            .iter()
+            .copied()
+            .filter(|m| *m != who.user_id)
+            .collect();
         others.sort();
         others.dedup();
         let mut direct_key = None;
@@ -69,7 +76,9 @@ impl Chat {
             RoomKind::CareTeam => (required_name(req.name.as_deref())?, None),
             RoomKind::Direct => {
                 let [other] = others[..] else {
-                    return Err(Error::Invalid("a direct room has exactly one other member".into()));
+                    return Err(Error::Invalid(
+                        "a direct room has exactly one other member".into(),
+                    ));
                 };
                 let mut pair = [who.user_id, other];
                 pair.sort();
@@ -82,20 +91,27 @@ impl Chat {
             }
             RoomKind::Role => {
                 if !(who.has(Role::Admin) || who.has(Role::Scheduler)) {
-                    return Err(Error::Forbidden("role rooms are opened by schedulers and admins".into()));
+                    return Err(Error::Forbidden(
+                        "role rooms are opened by schedulers and admins".into(),
+                    ));
                 }
                 let key = req.role_key.filter(|k| valid_role_key(k)).ok_or_else(|| {
-                    Error::Invalid("role_key is required, e.g. oncall:cardiology (letters, digits, : - _ .)".into())
+                    Error::Invalid(
+                        "role_key is required, e.g. oncall:cardiology (letters, digits, : - _ .)".into(),
+                    )
                 })?;
                 (req.name.unwrap_or_else(|| key.clone()), Some(key))
             }
             RoomKind::PatientEncounter => {
                 if !(who.has(Role::Admin) || who.has(Role::Integration)) {
                     return Err(Error::Forbidden(
-                        "patient-encounter rooms are opened by the ADT feed, integration accounts or admins".into(),
+                        "patient-encounter rooms are opened by the ADT feed, integration accounts or admins"
+                            .into(),
                     ));
                 }
-                let enc = req.encounter_id.ok_or_else(|| Error::Invalid("encounter_id is required".into()))?;
+                let enc = req
+                    .encounter_id
+                    .ok_or_else(|| Error::Invalid("encounter_id is required".into()))?;
                 if !patients::encounter_exists(self.store.reader(), enc).await? {
                     return Err(Error::Invalid("encounter_id names no known encounter".into()));
                 }
@@ -113,7 +129,9 @@ impl Chat {
             id: room_id,
             kind: req.kind,
             name: &name,
-            encounter_id: req.encounter_id.filter(|_| req.kind == RoomKind::PatientEncounter),
+            encounter_id: req
+                .encounter_id
+                .filter(|_| req.kind == RoomKind::PatientEncounter),
             role_key: role_key.as_deref(),
             direct_key,
             created_by: Some(who.user_id),
@@ -126,13 +144,33 @@ impl Chat {
                 e
             });
         }
-        rooms::add_member(&mut tx, room_id, who.user_id, MemberReason::Creator, Some(who.user_id), now).await?;
+        rooms::add_member(
+            &mut tx,
+            room_id,
+            who.user_id,
+            MemberReason::Creator,
+            Some(who.user_id),
+            now,
+        )
+        .await?;
         for id in &others {
-            rooms::add_member(&mut tx, room_id, *id, MemberReason::Invited, Some(who.user_id), now).await?;
+            rooms::add_member(
+                &mut tx,
+                room_id,
+                *id,
+                MemberReason::Invited,
+                Some(who.user_id),
+                now,
+            )
+            .await?;
         }
         tx.commit().await?;
-        let room = rooms::room_by_id(self.store.reader(), room_id).await?.ok_or(Error::NotFound("room"))?;
-        self.bus.publish(Target::Room(room_id), &ServerFrame::Room { room: room.clone() }).await;
+        let room = rooms::room_by_id(self.store.reader(), room_id)
+            .await?
+            .ok_or(Error::NotFound("room"))?;
+        self.bus
+            .publish(Target::Room(room_id), &ServerFrame::Room { room: room.clone() })
+            .await;
         Ok((room, Opened::Created))
     }
 
@@ -145,7 +183,15 @@ impl Chat {
         }
         let now = self.clock.now().timestamp_millis();
         let mut tx = self.store.begin().await?;
-        let added = rooms::add_member(&mut tx, room_id, user_id, MemberReason::Invited, Some(who.user_id), now).await?;
+        let added = rooms::add_member(
+            &mut tx,
+            room_id,
+            user_id,
+            MemberReason::Invited,
+            Some(who.user_id),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         if added {
             let frame = ServerFrame::Member {
@@ -155,7 +201,9 @@ impl Chat {
                 reason: Some(MemberReason::Invited),
             };
             self.bus.publish(Target::Room(room_id), &frame).await;
-            self.bus.publish(Target::Users(vec![user_id]), &ServerFrame::Room { room }).await;
+            self.bus
+                .publish(Target::Users(vec![user_id]), &ServerFrame::Room { room })
+                .await;
         }
         Ok(added)
     }
@@ -174,7 +222,12 @@ impl Chat {
         let removed = rooms::remove_member(&mut tx, room_id, user_id).await?;
         tx.commit().await?;
         if removed {
-            let frame = ServerFrame::Member { room_id, user_id, change: MemberChange::Removed, reason: None };
+            let frame = ServerFrame::Member {
+                room_id,
+                user_id,
+                change: MemberChange::Removed,
+                reason: None,
+            };
             self.bus.publish(Target::Room(room_id), &frame).await;
             self.bus.publish(Target::Users(vec![user_id]), &frame).await;
         }
@@ -182,7 +235,9 @@ impl Chat {
     }
 
     async fn manageable_room(&self, who: &Principal, room_id: Uuid) -> Result<Room> {
-        let room = rooms::room_by_id(self.store.reader(), room_id).await?.ok_or(Error::NotFound("room"))?;
+        let room = rooms::room_by_id(self.store.reader(), room_id)
+            .await?
+            .ok_or(Error::NotFound("room"))?;
         let member = rooms::is_member(self.store.reader(), room_id, who.user_id).await?;
         let allowed = match room.kind {
             RoomKind::Direct => false,
@@ -194,7 +249,10 @@ impl Chat {
         } else if !member && !who.has(Role::Admin) {
             Err(Error::NotMember)
         } else {
-            Err(Error::Forbidden(format!("members of {} rooms cannot be changed by you", room.kind.as_str())))
+            Err(Error::Forbidden(format!(
+                "members of {} rooms cannot be changed by you",
+                room.kind.as_str()
+            )))
         }
     }
 }
@@ -209,5 +267,6 @@ fn required_name(name: Option<&str>) -> Result<String> {
 fn valid_role_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 100
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_' | '.'))
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_' | '.'))
 }

@@ -58,7 +58,12 @@ pub enum SendOutcome {
 impl Chat {
     /// A chat core over the given store and bus.
     pub fn new(store: Store, bus: Arc<Bus>, clock: Arc<dyn Clock>, limits: Limits) -> Self {
-        Self { store, bus, clock, limits }
+        Self {
+            store,
+            bus,
+            clock,
+            limits,
+        }
     }
 
     fn now_ms(&self) -> i64 {
@@ -89,21 +94,23 @@ impl Chat {
                 self.limits.max_message_chars
             )));
         }
-        if let Some(key) = &draft.idempotency_key {
-            if key.is_empty() || key.len() > 200 {
-                return Err(Error::Invalid("idempotency key must be 1 to 200 characters".into()));
-            }
+        if let Some(key) = &draft.idempotency_key
+            && (key.is_empty() || key.len() > 200)
+        {
+            return Err(Error::Invalid(
+                "idempotency key must be 1 to 200 characters".into(),
+            ));
         }
         let request_hash = request_hash(draft.room_id, draft.priority, body);
         let id = Uuid::now_v7();
         let now = self.now_ms();
 
         let mut tx = self.store.begin().await?;
-        if let Some(key) = &draft.idempotency_key {
-            if let Some(existing) = messages::by_idempotency_key(&mut *tx, who.user_id, key).await? {
-                drop(tx);
-                return self.replay(existing, &request_hash).await;
-            }
+        if let Some(key) = &draft.idempotency_key
+            && let Some(existing) = messages::by_idempotency_key(&mut *tx, who.user_id, key).await?
+        {
+            drop(tx);
+            return self.replay(existing, &request_hash).await;
         }
         let Some(room) = rooms::room_by_id(&mut *tx, draft.room_id).await? else {
             return Err(Error::NotFound("room"));
@@ -134,14 +141,12 @@ impl Chat {
         if let Err(e) = inserted {
             drop(tx);
             // A concurrent request with the same key won the race: answer as a replay.
-            if e.is_unique_violation() {
-                if let Some(key) = &draft.idempotency_key {
-                    if let Some(existing) =
-                        messages::by_idempotency_key(self.store.reader(), who.user_id, key).await?
-                    {
-                        return self.replay(existing, &request_hash).await;
-                    }
-                }
+            if e.is_unique_violation()
+                && let Some(key) = &draft.idempotency_key
+                && let Some(existing) =
+                    messages::by_idempotency_key(self.store.reader(), who.user_id, key).await?
+            {
+                return self.replay(existing, &request_hash).await;
             }
             return Err(e);
         }
@@ -185,20 +190,30 @@ impl Chat {
     async fn decorate(&self, rec: MessageRecord) -> Result<Message> {
         let mut message = open(rec)?;
         if message.requires_ack {
-            message.acks = messages::acks_in_range(self.store.reader(), message.room_id, message.seq, message.seq)
-                .await?
-                .into_iter()
-                .map(|(_, ack)| ack)
-                .collect();
+            message.acks =
+                messages::acks_in_range(self.store.reader(), message.room_id, message.seq, message.seq)
+                    .await?
+                    .into_iter()
+                    .map(|(_, ack)| ack)
+                    .collect();
         }
         Ok(message)
     }
 
     /// A page of a room's history, newest first. `before` is the cursor from the previous page.
-    pub async fn history(&self, who: &Principal, room_id: Uuid, before: Option<&str>, limit: Option<u32>) -> Result<Page> {
+    pub async fn history(
+        &self,
+        who: &Principal,
+        room_id: Uuid,
+        before: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page> {
         self.require_member(who, room_id).await?;
         let before = before
-            .map(|c| c.parse::<i64>().map_err(|_| Error::BadRequest("invalid cursor".into())))
+            .map(|c| {
+                c.parse::<i64>()
+                    .map_err(|_| Error::BadRequest("invalid cursor".into()))
+            })
             .transpose()?;
         let limit = limit.unwrap_or(50).clamp(1, self.limits.max_page);
         let recs = messages::page(self.store.reader(), room_id, before, limit + 1).await?;
@@ -209,7 +224,11 @@ impl Chat {
             .map(open)
             .collect::<Result<Vec<_>>>()?;
         attach_acks(&self.store, room_id, &mut items).await?;
-        let next_cursor = if more { items.last().map(|m| m.seq.to_string()) } else { None };
+        let next_cursor = if more {
+            items.last().map(|m| m.seq.to_string())
+        } else {
+            None
+        };
         Ok(Page { items, next_cursor })
     }
 
@@ -253,11 +272,11 @@ impl Chat {
             delivered_at: Some(from_ms(now)),
             read_at: Some(from_ms(now)),
         };
-        if changed {
-            if let Some(sender) = message.sender_id.filter(|s| *s != who.user_id) {
-                let frame = ServerFrame::Receipt { receipt: receipt.clone() };
-                self.bus.publish(Target::Users(vec![sender]), &frame).await;
-            }
+        if changed && let Some(sender) = message.sender_id.filter(|s| *s != who.user_id) {
+            let frame = ServerFrame::Receipt {
+                receipt: receipt.clone(),
+            };
+            self.bus.publish(Target::Users(vec![sender]), &frame).await;
         }
         Ok(receipt)
     }
@@ -266,7 +285,9 @@ impl Chat {
     pub async fn acknowledge(&self, who: &Principal, message_id: Uuid) -> Result<Ack> {
         let message = self.visible_message(who, message_id).await?;
         if !message.requires_ack {
-            return Err(Error::Invalid("only urgent and stat messages are acknowledged".into()));
+            return Err(Error::Invalid(
+                "only urgent and stat messages are acknowledged".into(),
+            ));
         }
         if message.sender_id == Some(who.user_id) {
             return Err(Error::Invalid("you cannot acknowledge your own message".into()));
@@ -279,8 +300,15 @@ impl Chat {
         messages::insert_ack(&mut tx, message_id, who.user_id, now).await?;
         messages::mark_read(&mut tx, message_id, who.user_id, now).await?;
         tx.commit().await?;
-        let ack = Ack { user_id: who.user_id, at: from_ms(now) };
-        let frame = ServerFrame::Ack { message_id, room_id: message.room_id, ack: ack.clone() };
+        let ack = Ack {
+            user_id: who.user_id,
+            at: from_ms(now),
+        };
+        let frame = ServerFrame::Ack {
+            message_id,
+            room_id: message.room_id,
+            ack: ack.clone(),
+        };
         self.bus.publish(Target::Room(message.room_id), &frame).await;
         Ok(ack)
     }
@@ -288,13 +316,23 @@ impl Chat {
     /// Delivery and read state of a message for every other member.
     pub async fn receipts(&self, who: &Principal, message_id: Uuid) -> Result<Vec<Receipt>> {
         let message = self.visible_message(who, message_id).await?;
-        messages::receipts(self.store.reader(), message_id, message.room_id, message.sender_id).await
+        messages::receipts(
+            self.store.reader(),
+            message_id,
+            message.room_id,
+            message.sender_id,
+        )
+        .await
     }
 
     /// Tells the room's members that `who` is typing.
     pub async fn typing(&self, who: &Principal, room_id: Uuid) -> Result<()> {
         self.require_member(who, room_id).await?;
-        let frame = ServerFrame::Presence { room_id, user_id: who.user_id, state: "typing".into() };
+        let frame = ServerFrame::Presence {
+            room_id,
+            user_id: who.user_id,
+            state: "typing".into(),
+        };
         self.bus.publish(Target::Room(room_id), &frame).await;
         Ok(())
     }
@@ -312,7 +350,10 @@ pub async fn load_message(store: &Store, id: Uuid) -> Result<Option<Message>> {
 }
 
 async fn attach_acks(store: &Store, room_id: Uuid, items: &mut [Message]) -> Result<()> {
-    let (Some(min), Some(max)) = (items.iter().map(|m| m.seq).min(), items.iter().map(|m| m.seq).max()) else {
+    let (Some(min), Some(max)) = (
+        items.iter().map(|m| m.seq).min(),
+        items.iter().map(|m| m.seq).max(),
+    ) else {
         return Ok(());
     };
     if !items.iter().any(|m| m.requires_ack) {
@@ -329,7 +370,9 @@ async fn attach_acks(store: &Store, room_id: Uuid, items: &mut [Message]) -> Res
 /// Turns a stored row into a message. Sealed bodies fail closed until a key ring is configured.
 fn open(rec: MessageRecord) -> Result<Message> {
     if rec.body_key_id.is_some() {
-        return Err(Error::Internal("message body is sealed and no key ring is configured".into()));
+        return Err(Error::Internal(
+            "message body is sealed and no key ring is configured".into(),
+        ));
     }
     let priority: Priority = rec.priority.parse()?;
     Ok(Message {

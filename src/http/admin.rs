@@ -30,7 +30,13 @@ pub struct UserView {
 
 impl From<UserRecord> for UserView {
     fn from(u: UserRecord) -> Self {
-        Self { id: u.id, username: u.username, display_name: u.display_name, kind: u.kind, roles: u.roles }
+        Self {
+            id: u.id,
+            username: u.username,
+            display_name: u.display_name,
+            kind: u.kind,
+            roles: u.roles,
+        }
     }
 }
 
@@ -39,7 +45,9 @@ impl From<UserRecord> for UserView {
     responses((status = 200, body = UserView), (status = 401, body = super::error::Problem)),
     security(("bearer" = [])))]
 pub async fn me(State(state): State<AppState>, who: Principal) -> Result<Json<UserView>> {
-    let user = users::user_by_id(state.store.reader(), who.user_id).await?.ok_or(Error::Unauthenticated)?;
+    let user = users::user_by_id(state.store.reader(), who.user_id)
+        .await?
+        .ok_or(Error::Unauthenticated)?;
     Ok(Json(user.into()))
 }
 
@@ -49,7 +57,12 @@ pub async fn me(State(state): State<AppState>, who: Principal) -> Result<Json<Us
     security(("bearer" = [])))]
 pub async fn list_users(State(state): State<AppState>, _who: Principal) -> Result<Json<Vec<UserView>>> {
     let list = users::list_users(state.store.reader()).await?;
-    Ok(Json(list.into_iter().filter(|u| u.active).map(UserView::from).collect()))
+    Ok(Json(
+        list.into_iter()
+            .filter(|u| u.active)
+            .map(UserView::from)
+            .collect(),
+    ))
 }
 
 /// A user to create.
@@ -86,7 +99,9 @@ pub async fn create_user(
 ) -> Result<(StatusCode, Json<UserView>)> {
     who.require(Role::Admin)?;
     if req.username.is_empty() || req.username.len() > 100 || req.username.contains(char::is_whitespace) {
-        return Err(Error::Invalid("username must be 1 to 100 characters without spaces".into()));
+        return Err(Error::Invalid(
+            "username must be 1 to 100 characters without spaces".into(),
+        ));
     }
     if req.display_name.trim().is_empty() {
         return Err(Error::Invalid("display_name must not be empty".into()));
@@ -108,7 +123,11 @@ pub async fn create_user(
     };
     let mut tx = state.store.begin().await?;
     if let Err(e) = users::insert_user(&mut tx, &user, state.clock.now().timestamp_millis()).await {
-        return Err(if e.is_unique_violation() { Error::Conflict("username or NPI already in use".into()) } else { e });
+        return Err(if e.is_unique_violation() {
+            Error::Conflict("username or NPI already in use".into())
+        } else {
+            e
+        });
     }
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(user.into())))
@@ -147,7 +166,10 @@ pub async fn create_token(
     ApiJson(req): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<IssuedToken>)> {
     who.require(Role::Admin)?;
-    if users::user_by_id(state.store.reader(), req.user_id).await?.is_none() {
+    if users::user_by_id(state.store.reader(), req.user_id)
+        .await?
+        .is_none()
+    {
         return Err(Error::Invalid("user_id names no known user".into()));
     }
     let now = state.clock.now().timestamp_millis();
@@ -168,7 +190,9 @@ pub async fn revoke_token(
     who: Principal,
     ApiPath(token_id): ApiPath<Uuid>,
 ) -> Result<StatusCode> {
-    let owner = users::token_owner(state.store.reader(), token_id).await?.ok_or(Error::NotFound("token"))?;
+    let owner = users::token_owner(state.store.reader(), token_id)
+        .await?
+        .ok_or(Error::NotFound("token"))?;
     if owner != who.user_id && !who.has(Role::Admin) {
         return Err(Error::Forbidden("you may only revoke your own tokens".into()));
     }

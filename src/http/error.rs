@@ -37,6 +37,7 @@ impl Error {
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Database(e) if is_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -53,6 +54,7 @@ impl Error {
             Error::Invalid(_) => "invalid",
             Error::Conflict(_) => "conflict",
             Error::PayloadTooLarge => "payload-too-large",
+            Error::UnsupportedMediaType => "unsupported-media-type",
             Error::Database(_) => "storage",
             Error::Internal(_) => "internal",
         }
@@ -89,7 +91,10 @@ impl IntoResponse for Error {
         let problem = self.problem();
         let mut resp = (self.status(), Json(problem)).into_response();
         let headers = resp.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if matches!(self, Error::Unauthenticated) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -102,9 +107,7 @@ impl From<JsonRejection> for Error {
         match r.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
             StatusCode::UNPROCESSABLE_ENTITY => Error::Invalid(r.body_text()),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                Error::BadRequest("expected a JSON body with Content-Type: application/json".into())
-            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Error::UnsupportedMediaType,
             _ => Error::BadRequest(r.body_text()),
         }
     }

@@ -1,6 +1,6 @@
 //! Request extractors whose rejections are problem details, and the bearer-token principal.
 
-use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, OriginalUri};
 use axum::http::header;
 use axum::http::request::Parts;
 
@@ -29,9 +29,15 @@ fn bearer(parts: &Parts) -> Option<String> {
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string());
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_string());
     }
-    if parts.uri.path() == "/api/v1/ws" {
+    let path = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(parts.uri.path(), |u| u.path());
+    if path == "/api/v1/ws" {
         let query = parts.uri.query()?;
         return query
             .split('&')
@@ -54,7 +60,10 @@ impl FromRequestParts<AppState> for Principal {
 impl OptionalFromRequestParts<AppState> for Principal {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
         match bearer(parts) {
             None => Ok(None),
             Some(token) => auth::authenticate(&state.store, &token, state.clock.now().timestamp_millis())

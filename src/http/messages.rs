@@ -47,22 +47,34 @@ pub async fn send(
 ) -> Result<Response> {
     let header_key = headers
         .get("idempotency-key")
-        .map(|v| v.to_str().map(str::to_string).map_err(|_| Error::BadRequest("Idempotency-Key must be ASCII".into())))
+        .map(|v| {
+            v.to_str()
+                .map(str::to_string)
+                .map_err(|_| Error::BadRequest("Idempotency-Key must be ASCII".into()))
+        })
         .transpose()?;
     let idempotency_key = match (header_key, req.idempotency_key) {
         (Some(h), Some(b)) if h != b => {
-            return Err(Error::BadRequest("Idempotency-Key header and body field differ".into()));
+            return Err(Error::BadRequest(
+                "Idempotency-Key header and body field differ".into(),
+            ));
         }
         (h, b) => h.or(b),
     };
-    let draft = Draft { room_id, body: req.body, priority: req.priority.unwrap_or(Priority::Routine), idempotency_key };
+    let draft = Draft {
+        room_id,
+        body: req.body,
+        priority: req.priority.unwrap_or(Priority::Routine),
+        idempotency_key,
+    };
     let (message, outcome) = state.chat.send(&who, draft).await?;
     let mut resp = match outcome {
         SendOutcome::Created => (StatusCode::CREATED, Json(message)).into_response(),
         SendOutcome::Replayed => (StatusCode::OK, Json(message)).into_response(),
     };
     if outcome == SendOutcome::Replayed {
-        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(resp)
 }
@@ -89,7 +101,12 @@ pub async fn history(
     ApiPath(room_id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Page>> {
-    Ok(Json(state.chat.history(&who, room_id, q.before.as_deref(), q.limit).await?))
+    Ok(Json(
+        state
+            .chat
+            .history(&who, room_id, q.before.as_deref(), q.limit)
+            .await?,
+    ))
 }
 
 /// Catch-up query.
@@ -107,7 +124,11 @@ pub struct SyncQuery {
 #[utoipa::path(get, path = "/api/v1/messages", tag = "messages", params(SyncQuery),
     responses((status = 200, body = [Message]), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn sync(State(state): State<AppState>, who: Principal, ApiQuery(q): ApiQuery<SyncQuery>) -> Result<Json<Vec<Message>>> {
+pub async fn sync(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiQuery(q): ApiQuery<SyncQuery>,
+) -> Result<Json<Vec<Message>>> {
     let after = match q.after {
         Some(id) => state.chat.position_of(&who, id).await?,
         None => 0,
@@ -121,7 +142,11 @@ pub async fn sync(State(state): State<AppState>, who: Principal, ApiQuery(q): Ap
     params(("message_id" = Uuid, Path, description = "Message id")),
     responses((status = 200, body = Receipt), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn read(State(state): State<AppState>, who: Principal, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Receipt>> {
+pub async fn read(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Receipt>> {
     Ok(Json(state.chat.mark_read(&who, id).await?))
 }
 
@@ -131,7 +156,11 @@ pub async fn read(State(state): State<AppState>, who: Principal, ApiPath(id): Ap
     responses((status = 200, body = Ack), (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn ack(State(state): State<AppState>, who: Principal, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Ack>> {
+pub async fn ack(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Ack>> {
     Ok(Json(state.chat.acknowledge(&who, id).await?))
 }
 
@@ -140,6 +169,10 @@ pub async fn ack(State(state): State<AppState>, who: Principal, ApiPath(id): Api
     params(("message_id" = Uuid, Path, description = "Message id")),
     responses((status = 200, body = [Receipt]), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn receipts(State(state): State<AppState>, who: Principal, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Vec<Receipt>>> {
+pub async fn receipts(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Vec<Receipt>>> {
     Ok(Json(state.chat.receipts(&who, id).await?))
 }

@@ -60,9 +60,15 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens/{token_id}", delete(admin::revoke_token))
         .route("/rooms", get(rooms::list).post(rooms::create))
         .route("/rooms/{room_id}", get(rooms::get_one))
-        .route("/rooms/{room_id}/members", get(rooms::members).post(rooms::add_member))
+        .route(
+            "/rooms/{room_id}/members",
+            get(rooms::members).post(rooms::add_member),
+        )
         .route("/rooms/{room_id}/members/{user_id}", delete(rooms::remove_member))
-        .route("/rooms/{room_id}/messages", get(messages::history).post(messages::send))
+        .route(
+            "/rooms/{room_id}/messages",
+            get(messages::history).post(messages::send),
+        )
         .route("/messages", get(messages::sync))
         .route("/messages/{message_id}/read", post(messages::read))
         .route("/messages/{message_id}/ack", post(messages::ack))

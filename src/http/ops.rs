@@ -19,7 +19,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready", "database": "ok"}))),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "database": "unreachable"})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "not ready", "database": "unreachable"})),
+            )
         }
     }
 }

@@ -33,7 +33,11 @@ pub async fn create(
     ApiJson(req): ApiJson<NewRoomRequest>,
 ) -> Result<(StatusCode, Json<Room>)> {
     let (room, opened) = state.chat.create_room(&who, req).await?;
-    let status = if opened == Opened::Created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if opened == Opened::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(room)))
 }
 
@@ -42,7 +46,11 @@ pub async fn create(
     params(("room_id" = Uuid, Path, description = "Room id")),
     responses((status = 200, body = Room), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn get_one(State(state): State<AppState>, who: Principal, ApiPath(room_id): ApiPath<Uuid>) -> Result<Json<Room>> {
+pub async fn get_one(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(room_id): ApiPath<Uuid>,
+) -> Result<Json<Room>> {
     Ok(Json(state.chat.room(&who, room_id).await?))
 }
 
@@ -51,7 +59,11 @@ pub async fn get_one(State(state): State<AppState>, who: Principal, ApiPath(room
     params(("room_id" = Uuid, Path, description = "Room id")),
     responses((status = 200, body = [Member]), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn members(State(state): State<AppState>, who: Principal, ApiPath(room_id): ApiPath<Uuid>) -> Result<Json<Vec<Member>>> {
+pub async fn members(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(room_id): ApiPath<Uuid>,
+) -> Result<Json<Vec<Member>>> {
     Ok(Json(state.chat.members(&who, room_id).await?))
 }
 
@@ -77,7 +89,14 @@ pub async fn add_member(
 ) -> Result<(StatusCode, Json<Vec<Member>>)> {
     let added = state.chat.add_member(&who, room_id, req.user_id).await?;
     let members = state.chat.members(&who, room_id).await?;
-    Ok((if added { StatusCode::CREATED } else { StatusCode::OK }, Json(members)))
+    Ok((
+        if added {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(members),
+    ))
 }
 
 /// Removes a member (or leaves, when it is you).

@@ -86,9 +86,8 @@ async fn session(state: AppState, who: Principal, after: Option<i64>, socket: We
             }
             incoming = stream.next() => match incoming {
                 Some(Ok(WsMessage::Text(t))) => {
-                    if let Some(reply) = handle_client_frame(&state, &who, t.as_str()).await {
-                        if sink.send(text(&reply.to_json())).await.is_err() { break None; }
-                    }
+                    if let Some(reply) = handle_client_frame(&state, &who, t.as_str()).await
+                        && sink.send(text(&reply.to_json())).await.is_err() { break None; }
                 }
                 Some(Ok(WsMessage::Binary(_))) => {
                     let reply = error_frame(&Error::BadRequest("binary frames are not supported; send JSON text".into()), None);
@@ -106,7 +105,10 @@ async fn session(state: AppState, who: Principal, after: Option<i64>, socket: We
     hub.unregister(who.user_id, conn_id);
     if let Some((code, reason)) = close {
         let _ = sink
-            .send(WsMessage::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) })))
+            .send(WsMessage::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            })))
             .await;
     }
 }
@@ -124,9 +126,14 @@ where
             for m in &batch {
                 pos = m.seq;
                 let out = crate::chat::bus::message_outbound(m);
-                sink.send(text(&out.json)).await.map_err(|_| Error::Internal("socket closed".into()))?;
+                sink.send(text(&out.json))
+                    .await
+                    .map_err(|_| Error::Internal("socket closed".into()))?;
                 if let Some(meta) = out.message.filter(|meta| meta.sender_id != Some(who.user_id)) {
-                    let _ = state.receipts.send(Delivered { meta, user_id: who.user_id });
+                    let _ = state.receipts.send(Delivered {
+                        meta,
+                        user_id: who.user_id,
+                    });
                 }
                 replayed += 1;
             }
@@ -136,18 +143,33 @@ where
         }
         last = Some(pos);
     }
-    let ready = ServerFrame::Ready { replayed, last_seq: last.filter(|_| replayed > 0) };
-    sink.send(text(&ready.to_json())).await.map_err(|_| Error::Internal("socket closed".into()))?;
+    let ready = ServerFrame::Ready {
+        replayed,
+        last_seq: last.filter(|_| replayed > 0),
+    };
+    sink.send(text(&ready.to_json()))
+        .await
+        .map_err(|_| Error::Internal("socket closed".into()))?;
     Ok(last)
 }
 
 async fn handle_client_frame(state: &AppState, who: &Principal, text: &str) -> Option<ServerFrame> {
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(f) => f,
-        Err(e) => return Some(error_frame(&Error::BadRequest(format!("unreadable frame: {e}")), None)),
+        Err(e) => {
+            return Some(error_frame(
+                &Error::BadRequest(format!("unreadable frame: {e}")),
+                None,
+            ));
+        }
     };
     match frame {
-        ClientFrame::Send { room_id, body, priority, idempotency_key } => {
+        ClientFrame::Send {
+            room_id,
+            body,
+            priority,
+            idempotency_key,
+        } => {
             let draft = Draft {
                 room_id,
                 body,
@@ -164,15 +186,35 @@ async fn handle_client_frame(state: &AppState, who: &Principal, text: &str) -> O
                 Err(e) => error_frame(&e, Some(idempotency_key)),
             })
         }
-        ClientFrame::Read { message_id } => state.chat.mark_read(who, message_id).await.err().map(|e| error_frame(&e, None)),
-        ClientFrame::Ack { message_id } => state.chat.acknowledge(who, message_id).await.err().map(|e| error_frame(&e, None)),
-        ClientFrame::Typing { room_id } => state.chat.typing(who, room_id).await.err().map(|e| error_frame(&e, None)),
+        ClientFrame::Read { message_id } => state
+            .chat
+            .mark_read(who, message_id)
+            .await
+            .err()
+            .map(|e| error_frame(&e, None)),
+        ClientFrame::Ack { message_id } => state
+            .chat
+            .acknowledge(who, message_id)
+            .await
+            .err()
+            .map(|e| error_frame(&e, None)),
+        ClientFrame::Typing { room_id } => state
+            .chat
+            .typing(who, room_id)
+            .await
+            .err()
+            .map(|e| error_frame(&e, None)),
     }
 }
 
 fn error_frame(e: &Error, idempotency_key: Option<String>) -> ServerFrame {
     let p = e.problem();
-    ServerFrame::Error { status: p.status, title: p.title, detail: p.detail, idempotency_key }
+    ServerFrame::Error {
+        status: p.status,
+        title: p.title,
+        detail: p.detail,
+        idempotency_key,
+    }
 }
 
 fn text(json: &str) -> WsMessage {

@@ -103,7 +103,11 @@ pub async fn by_idempotency_key<'c, E: Executor<'c, Database = Any>>(
     sender_id: Uuid,
     key: &str,
 ) -> Result<Option<MessageRecord>> {
-    let sql = concat!("SELECT ", message_columns!(), " FROM messages m WHERE m.sender_id = $1 AND m.idempotency_key = $2");
+    let sql = concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages m WHERE m.sender_id = $1 AND m.idempotency_key = $2"
+    );
     Ok(sqlx::query_as(sql)
         .bind(sender_id.to_string())
         .bind(key)
@@ -127,8 +131,12 @@ pub async fn page(
     before_seq: Option<i64>,
     limit: u32,
 ) -> Result<Vec<MessageRecord>> {
-    let sql = concat!("SELECT ", message_columns!(), " FROM messages m
-         WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3");
+    let sql = concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages m
+         WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"
+    );
     Ok(sqlx::query_as(sql)
         .bind(room_id.to_string())
         .bind(before_seq.unwrap_or(i64::MAX))
@@ -145,9 +153,13 @@ pub async fn after_for_user(
     after_seq: i64,
     limit: u32,
 ) -> Result<Vec<MessageRecord>> {
-    let sql = concat!("SELECT ", message_columns!(), " FROM messages m
+    let sql = concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages m
          JOIN room_members rm ON rm.room_id = m.room_id AND rm.user_id = $1
-         WHERE m.seq > $2 ORDER BY m.seq ASC LIMIT $3");
+         WHERE m.seq > $2 ORDER BY m.seq ASC LIMIT $3"
+    );
     Ok(sqlx::query_as(sql)
         .bind(user_id.to_string())
         .bind(after_seq)
@@ -187,7 +199,12 @@ pub async fn acks_in_range(
 }
 
 /// Records an acknowledgement; false when this user had already acknowledged.
-pub async fn insert_ack(conn: &mut AnyConnection, message_id: Uuid, user_id: Uuid, at_ms: i64) -> Result<bool> {
+pub async fn insert_ack(
+    conn: &mut AnyConnection,
+    message_id: Uuid,
+    user_id: Uuid,
+    at_ms: i64,
+) -> Result<bool> {
     let res = sqlx::query(
         "INSERT INTO message_acks (message_id, user_id, acked_at) VALUES ($1, $2, $3)
          ON CONFLICT (message_id, user_id) DO NOTHING",
@@ -232,7 +249,12 @@ pub async fn mark_delivered_batch(
 }
 
 /// Marks a message read (and so delivered); false when it was already read.
-pub async fn mark_read(conn: &mut AnyConnection, message_id: Uuid, user_id: Uuid, at_ms: i64) -> Result<bool> {
+pub async fn mark_read(
+    conn: &mut AnyConnection,
+    message_id: Uuid,
+    user_id: Uuid,
+    at_ms: i64,
+) -> Result<bool> {
     let res = sqlx::query(
         "INSERT INTO message_receipts (message_id, user_id, delivered_at, read_at) VALUES ($1, $2, $3, $3)
          ON CONFLICT (message_id, user_id) DO UPDATE
@@ -249,7 +271,12 @@ pub async fn mark_read(conn: &mut AnyConnection, message_id: Uuid, user_id: Uuid
 }
 
 /// Receipts of one message for every current member except the sender (pending ones included).
-pub async fn receipts(pool: &AnyPool, message_id: Uuid, room_id: Uuid, sender_id: Option<Uuid>) -> Result<Vec<Receipt>> {
+pub async fn receipts(
+    pool: &AnyPool,
+    message_id: Uuid,
+    room_id: Uuid,
+    sender_id: Option<Uuid>,
+) -> Result<Vec<Receipt>> {
     let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
         "SELECT rm.user_id, r.delivered_at, r.read_at FROM room_members rm
          LEFT JOIN message_receipts r ON r.user_id = rm.user_id AND r.message_id = $1

@@ -91,13 +91,12 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(shown));
         };
         let path = path.split('?').next().unwrap_or_default();
-        if let Some(dir) = std::path::Path::new(path).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)?;
-            }
+        if let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
         }
-        let opts = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=rwc"))
-            .map_err(connect_err)?;
+        let opts = AnyConnectOptions::from_str(&format!("sqlite://{path}?mode=rwc")).map_err(connect_err)?;
         let sqlite_pool = |max: u32| {
             AnyPoolOptions::new()
                 .max_connections(max)

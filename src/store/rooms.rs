@@ -88,15 +88,23 @@ pub async fn room_by_id<'c, E: Executor<'c, Database = Any>>(ex: E, id: Uuid) ->
 
 /// Finds the direct room of a pair, so asking twice for the same conversation returns one room.
 pub async fn room_by_direct_key(pool: &AnyPool, key: &str) -> Result<Option<Room>> {
-    let sql = concat!("SELECT ", room_columns!(), " FROM rooms r WHERE r.direct_key = $1");
+    let sql = concat!(
+        "SELECT ",
+        room_columns!(),
+        " FROM rooms r WHERE r.direct_key = $1"
+    );
     let row: Option<RoomRow> = sqlx::query_as(sql).bind(key).fetch_optional(pool).await?;
     row.map(Room::try_from).transpose()
 }
 
 /// The rooms a user belongs to, newest first.
 pub async fn rooms_for_user(pool: &AnyPool, user_id: Uuid) -> Result<Vec<Room>> {
-    let sql = concat!("SELECT ", room_columns!(), " FROM rooms r JOIN room_members m ON m.room_id = r.id
-         WHERE m.user_id = $1 ORDER BY r.created_at DESC, r.id");
+    let sql = concat!(
+        "SELECT ",
+        room_columns!(),
+        " FROM rooms r JOIN room_members m ON m.room_id = r.id
+         WHERE m.user_id = $1 ORDER BY r.created_at DESC, r.id"
+    );
     let rows: Vec<RoomRow> = sqlx::query_as(sql)
         .bind(user_id.to_string())
         .fetch_all(pool)

@@ -157,11 +157,7 @@ pub async fn user_by_token_hash(
 }
 
 /// Revokes a token. Returns the owning user when the token existed and was not yet revoked.
-pub async fn revoke_token(
-    conn: &mut AnyConnection,
-    token_id: Uuid,
-    now_ms: i64,
-) -> Result<Option<Uuid>> {
+pub async fn revoke_token(conn: &mut AnyConnection, token_id: Uuid, now_ms: i64) -> Result<Option<Uuid>> {
     let owner: Option<(String,)> = sqlx::query_as(
         "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL
          RETURNING user_id",

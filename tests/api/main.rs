@@ -1,0 +1,12 @@
+//! End-to-end tests of the HTTP API and WebSocket over real sockets and real databases. Each
+//! scenario runs on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod auth;
+mod chat_rest;
+mod cluster;
+mod ops;
+mod process;
+mod rooms;
+mod ws;

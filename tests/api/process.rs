@@ -1,0 +1,157 @@
+//! The real binary: CLI bootstrap (`migrate`, `user create`, `token create`), `serve` configured
+//! through `WARDLINE_*` and `DATABASE_URL`, JSON logs free of message text, patient data and
+//! tokens, and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, fresh_database};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wardline");
+
+fn cli(args: &[&str], db: &str) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .args(["--database", db])
+        .output()
+        .expect("run wardline");
+    assert!(
+        out.status.success(),
+        "wardline {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+async fn serve_and_check_logs(backend: Backend) {
+    let (db, _dir, _pg) = fresh_database(backend).await;
+    assert!(cli(&["migrate"], &db).contains("migrations applied"));
+    cli(
+        &[
+            "user",
+            "create",
+            "--username",
+            "admin",
+            "--display-name",
+            "Admin",
+            "--roles",
+            "admin,clinician",
+        ],
+        &db,
+    );
+    let out = cli(&["token", "create", "--user", "admin", "--label", "ci"], &db);
+    let token = out
+        .lines()
+        .find_map(|l| l.strip_prefix("token:"))
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("WARDLINE_HTTP_ADDR", "127.0.0.1:0")
+        .env("DATABASE_URL", &db)
+        .env("WARDLINE_LOG_FORMAT", "json")
+        .env("WARDLINE_LOG_LEVEL", "debug")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut logs = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("server starts and logs its address");
+        logs.push(line.clone());
+        let v: Value = serde_json::from_str(&line).expect("every log line is JSON");
+        if v["message"] == "serving HTTP" {
+            break v["addr"].as_str().unwrap().to_string();
+        }
+    };
+
+    let base = format!("http://{addr}");
+    let c = reqwest::Client::new();
+    let room: Value = c
+        .post(format!("{base}/api/v1/rooms"))
+        .bearer_auth(&token)
+        .json(&json!({"kind": "care_team", "name": "Ward 7"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret_text = "Patient Zebediah Quuxworth DOB 1931-02-03 MRN 99812345";
+    let r = c
+        .post(format!(
+            "{base}/api/v1/rooms/{}/messages",
+            room["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&token)
+        .json(&json!({"body": secret_text}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // A WebSocket with the token in the query string: the token must not be logged either.
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws?access_token={token}"))
+        .await
+        .unwrap();
+    drop(ws);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(s) = child.try_wait().unwrap() {
+            exited = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let exited = exited.expect("serve stops within 10 s of SIGTERM");
+    assert!(exited.success(), "graceful shutdown exits 0: {exited:?}");
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+        logs.push(line);
+    }
+    let all = logs.join("\n");
+    assert!(
+        all.contains("/api/v1/rooms/{room_id}/messages"),
+        "requests are logged by route template"
+    );
+    assert!(all.contains("\"stopped\""), "shutdown is logged");
+    for needle in [
+        "Zebediah",
+        "Quuxworth",
+        "1931-02-03",
+        "99812345",
+        token.as_str(),
+        "Ward 7",
+    ] {
+        assert!(!all.contains(needle), "log leaked {needle:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_serves_logs_no_phi_and_stops_on_sigterm_sqlite() {
+    serve_and_check_logs(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_serves_logs_no_phi_and_stops_on_sigterm_postgres() {
+    serve_and_check_logs(Backend::Postgres).await;
+}
