@@ -59,10 +59,11 @@ pub enum ServerFrame {
         /// True when this key had already been stored (a retry); nothing was stored twice.
         replayed: bool,
     },
-    /// Delivery or read state changed for one of your messages.
+    /// Delivery or read state changed for one or more of your messages (batched: one push to a
+    /// 100-member room yields 99 deliveries, reported together).
     Receipt {
-        /// The receipt.
-        receipt: Receipt,
+        /// The receipts.
+        receipts: Vec<Receipt>,
     },
     /// Someone acknowledged an urgent or stat message in one of your rooms.
     Ack {

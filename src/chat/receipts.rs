@@ -24,7 +24,9 @@ pub struct Delivered {
     pub user_id: Uuid,
 }
 
-const MAX_BATCH: usize = 400;
+/// Rows per transaction: small enough that a batch never holds the (single, on SQLite) writer
+/// for more than a millisecond or two, so message sends do not queue behind receipts.
+const MAX_BATCH: usize = 200;
 
 /// Starts the writer; it stops after every sender is dropped and the queue is drained.
 pub fn spawn(
@@ -67,20 +69,22 @@ async fn write_batch(
         return Ok(());
     }
     let now = clock.now();
-    let mut tx = store.begin().await?;
-    let fresh = messages::mark_delivered_batch(&mut tx, &pairs, now.timestamp_millis()).await?;
-    tx.commit().await?;
-    for (message_id, user_id) in fresh {
+    messages::record_deliveries(store, &pairs, now.timestamp_millis()).await?;
+    // One frame per sender for the whole batch.
+    let mut by_sender: HashMap<Uuid, Vec<Receipt>> = HashMap::new();
+    for (message_id, user_id) in pairs {
         let Some(Some(sender)) = senders.get(&message_id) else {
             continue;
         };
-        let receipt = Receipt {
+        by_sender.entry(*sender).or_default().push(Receipt {
             message_id,
             user_id,
             delivered_at: Some(from_ms(now.timestamp_millis())),
             read_at: None,
-        };
-        bus.publish(Target::Users(vec![*sender]), &ServerFrame::Receipt { receipt })
+        });
+    }
+    for (sender, receipts) in by_sender {
+        bus.publish(Target::Users(vec![sender]), &ServerFrame::Receipt { receipts })
             .await;
     }
     Ok(())

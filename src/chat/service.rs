@@ -274,7 +274,7 @@ impl Chat {
         };
         if changed && let Some(sender) = message.sender_id.filter(|s| *s != who.user_id) {
             let frame = ServerFrame::Receipt {
-                receipt: receipt.clone(),
+                receipts: vec![receipt.clone()],
             };
             self.bus.publish(Target::Users(vec![sender]), &frame).await;
         }

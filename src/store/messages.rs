@@ -2,10 +2,10 @@
 //! that sealed (encrypted) bodies and plain ones share one column; opening them is the chat
 //! layer's job, not SQL's.
 
-use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, FromRow};
 use uuid::Uuid;
 
-use super::parse_id;
+use super::{Backend, Store, parse_id};
 use crate::chat::model::{Ack, Receipt, from_ms};
 use crate::error::Result;
 
@@ -217,15 +217,11 @@ pub async fn insert_ack(
     Ok(res.rows_affected() == 1)
 }
 
-/// Marks messages delivered, several (message, recipient) pairs in one statement; the first
-/// delivery time is kept. Returns the pairs that were newly marked.
-pub async fn mark_delivered_batch(
-    conn: &mut AnyConnection,
-    pairs: &[(Uuid, Uuid)],
-    at_ms: i64,
-) -> Result<Vec<(Uuid, Uuid)>> {
+/// Marks messages delivered, several (message, recipient) pairs in one statement. The first
+/// delivery time is kept (a repeat delivery after a reconnect changes nothing).
+async fn mark_delivered_batch(conn: &mut AnyConnection, pairs: &[(Uuid, Uuid)], at_ms: i64) -> Result<()> {
     if pairs.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let mut sql = String::from("INSERT INTO message_receipts (message_id, user_id, delivered_at) VALUES ");
     for i in 0..pairs.len() {
@@ -234,18 +230,42 @@ pub async fn mark_delivered_batch(
         }
         sql.push_str(&format!("(${}, ${}, $1)", 2 * i + 2, 2 * i + 3));
     }
-    sql.push_str(
-        " ON CONFLICT (message_id, user_id) DO UPDATE SET delivered_at = excluded.delivered_at
-          WHERE message_receipts.delivered_at IS NULL RETURNING message_id, user_id",
-    );
-    let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql)).bind(at_ms);
+    sql.push_str(" ON CONFLICT (message_id, user_id) DO NOTHING");
+    // Only numbered placeholders are interpolated; every value is bound.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at_ms);
     for (m, u) in pairs {
         q = q.bind(m.to_string()).bind(u.to_string());
     }
-    let rows = q.fetch_all(conn).await?;
-    rows.iter()
-        .map(|(m, u)| Ok((parse_id(m)?, parse_id(u)?)))
-        .collect()
+    q.execute(conn).await?;
+    Ok(())
+}
+
+/// Records deliveries in a write transaction whose commit does not wait for the disk. Nobody was
+/// promised these rows, and an fsync per batch would take the writer away from messages; a crash
+/// may lose the last moments of deliveries, never anything else. SQLite relaxes `synchronous` for
+/// this transaction only; PostgreSQL uses `SET LOCAL synchronous_commit = off`.
+pub async fn record_deliveries(store: &Store, pairs: &[(Uuid, Uuid)], at_ms: i64) -> Result<()> {
+    let mut conn = store.write.acquire().await?;
+    let sqlite = store.backend == Backend::Sqlite;
+    if sqlite {
+        conn.execute("PRAGMA synchronous = NORMAL").await?;
+    }
+    let result: Result<()> = async {
+        let mut tx = conn.begin().await?;
+        if !sqlite {
+            tx.execute("SET LOCAL synchronous_commit = off").await?;
+        }
+        mark_delivered_batch(&mut tx, pairs, at_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    // Restore full durability before the connection serves anything else; if even that fails,
+    // close it rather than let a relaxed connection back into the pool.
+    if sqlite && conn.execute("PRAGMA synchronous = FULL").await.is_err() {
+        conn.close_on_drop();
+    }
+    result
 }
 
 /// Marks a message read (and so delivered); false when it was already read.

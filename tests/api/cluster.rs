@@ -31,8 +31,8 @@ async fn events_cross_nodes() {
 
     // Bob's delivery on node A produces a receipt that reaches alice on node B.
     let receipt = alice_ws.next_of("receipt").await;
-    assert_eq!(receipt["receipt"]["message_id"], id);
-    assert_eq!(receipt["receipt"]["user_id"], bob.id.to_string());
+    assert_eq!(receipt["receipts"][0]["message_id"], id);
+    assert_eq!(receipt["receipts"][0]["user_id"], bob.id.to_string());
 
     // Bob acknowledges on node A; alice sees the ack on node B.
     bob_ws.send(json!({"type": "ack", "message_id": id})).await;

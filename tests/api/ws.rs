@@ -45,8 +45,8 @@ async fn live_fan_out_receipts_and_acks(app: &TestApp) {
     // The sender's device receives its own message too, and then bob's delivery receipt.
     assert_eq!(a.next_of("message").await["message"]["id"], id);
     let delivered = a.next_of("receipt").await;
-    assert_eq!(delivered["receipt"]["user_id"], bob.id.to_string());
-    assert!(delivered["receipt"]["delivered_at"].is_string());
+    assert_eq!(delivered["receipts"][0]["user_id"], bob.id.to_string());
+    assert!(delivered["receipts"][0]["delivered_at"].is_string());
 
     // Typing reaches the other member.
     b.send(json!({"type": "typing", "room_id": room})).await;
@@ -62,7 +62,7 @@ async fn live_fan_out_receipts_and_acks(app: &TestApp) {
     // Bob reads and acknowledges: alice gets a read receipt and both see the ack.
     b.send(json!({"type": "read", "message_id": id})).await;
     let read = a.next_of("receipt").await;
-    assert!(read["receipt"]["read_at"].is_string());
+    assert!(read["receipts"][0]["read_at"].is_string());
     b.send(json!({"type": "ack", "message_id": id})).await;
     let ack = a.next_of("ack").await;
     assert_eq!(ack["message_id"], id);
