@@ -32,7 +32,7 @@ fn args() -> Args {
         members: 100,
         rate: 200,
         messages: 2000,
-        database: None,
+        postgres: None,
     };
     let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -92,7 +92,9 @@ async fn seed(store: &Store, members: usize) -> anyhow::Result<(Uuid, Vec<String
 async fn pg_admin(server: &str, sql: &str) -> anyhow::Result<()> {
     use sqlx::Connection;
     let mut c = sqlx::PgConnection::connect(&format!("{server}/postgres")).await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut c)
+        .await?;
     Ok(())
 }
 
@@ -105,10 +107,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() -> anyhow::Result<()> {
     let a = args();
     let dir = tempfile::tempdir()?;
-    let url = a
-        .database
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let pg_db = format!("wl_bench_{}", Uuid::now_v7().simple());
+    let url = match &a.postgres {
+        Some(server) => {
+            pg_admin(server, &format!("CREATE DATABASE {pg_db}")).await?;
+            format!("{server}/{pg_db}")
+        }
+        None => format!("sqlite://{}", dir.path().join("bench.db").display()),
+    };
     let cfg = Config {
         http_addr: "127.0.0.1:0".parse()?,
         database_url: Some(Secret::new(url.clone())),
