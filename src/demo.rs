@@ -133,6 +133,7 @@ async fn seed(store: &Store, chat: &Chat, fx: &Fixtures, now: i64) -> anyhow::Re
                 display_name: rec.display_name.clone(),
                 roles: u.roles.iter().filter_map(|r| Role::parse(r).ok()).collect(),
                 token_id: Uuid::nil(),
+                source: Some("demo-fixtures".into()),
             },
         );
     }

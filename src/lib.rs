@@ -5,6 +5,7 @@
 //! configuration, errors, start-up and the command line.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod chat;
 pub mod cli;

@@ -11,6 +11,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::audit::sink::AuditSink;
+use crate::auth::UsageLog;
 use crate::chat::bus::Bus;
 use crate::chat::hub::Hub;
 use crate::chat::{Chat, receipts};
@@ -54,11 +56,14 @@ impl Application {
         }
         let (receipts_tx, receipts_task) = receipts::spawn(store.clone(), bus.clone(), clock.clone());
         background.push(receipts_task);
+        let (audit, audit_task) = AuditSink::spawn(store.clone(), clock.clone());
+        background.push(audit_task);
         let chat = Arc::new(Chat::new(
             store.clone(),
             bus,
             clock.clone(),
             config.limits.clone(),
+            audit.clone(),
         ));
         let listener = TcpListener::bind(config.http_addr)
             .await
@@ -71,6 +76,8 @@ impl Application {
             metrics: telemetry::metrics_handle(),
             receipts: receipts_tx,
             shutdown,
+            audit,
+            token_usage: Arc::new(UsageLog::default()),
         };
         Ok(Self {
             listener,

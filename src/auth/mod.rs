@@ -69,6 +69,21 @@ pub struct Principal {
     pub roles: Vec<Role>,
     /// The token used, so it can be revoked ("log out this device").
     pub token_id: Uuid,
+    /// Network address of the request, for the audit trail.
+    pub source: Option<String>,
+}
+
+impl Principal {
+    /// The start of an audit event for an action by this principal.
+    pub fn event(&self, action: &str, entity_type: &str, entity_id: impl ToString) -> crate::audit::Event {
+        crate::audit::Event::new(
+            Some(self.user_id),
+            action,
+            entity_type,
+            Some(entity_id.to_string()),
+        )
+        .from_source(self.source.as_deref())
+    }
 }
 
 impl Principal {
@@ -127,7 +142,12 @@ pub async fn issue_token(
 }
 
 /// Resolves a presented bearer token to a principal, or 401.
-pub async fn authenticate(store: &Store, token: &str, now_ms: i64) -> Result<Principal> {
+pub async fn authenticate(
+    store: &Store,
+    token: &str,
+    now_ms: i64,
+    source: Option<String>,
+) -> Result<Principal> {
     if !token.starts_with(TOKEN_PREFIX) {
         return Err(Error::Unauthenticated);
     }
@@ -141,6 +161,7 @@ pub async fn authenticate(store: &Store, token: &str, now_ms: i64) -> Result<Pri
         // Unknown role names in the database grant nothing rather than failing the login.
         roles: user.roles.iter().filter_map(|r| Role::parse(r).ok()).collect(),
         token_id,
+        source,
     })
 }
 
@@ -164,5 +185,30 @@ mod tests {
         assert_eq!(Role::parse("admin").unwrap(), Role::Admin);
         assert!(Role::parse("Admin").is_err());
         assert!(Role::parse("root").is_err());
+    }
+}
+
+/// Remembers when each token's use was last audited, so the trail records "token used" once an
+/// hour per token and node instead of once per request (every request is audited by what it
+/// accessed anyway).
+#[derive(Debug, Default)]
+pub struct UsageLog {
+    seen: std::sync::Mutex<std::collections::HashMap<Uuid, i64>>,
+}
+
+impl UsageLog {
+    /// Audit interval for token use.
+    pub const INTERVAL_MS: i64 = 3_600_000;
+
+    /// True when this use of `token_id` at `now_ms` should be audited.
+    pub fn should_record(&self, token_id: Uuid, now_ms: i64) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        match seen.get(&token_id) {
+            Some(last) if now_ms - last < Self::INTERVAL_MS => false,
+            _ => {
+                seen.insert(token_id, now_ms);
+                true
+            }
+        }
     }
 }

@@ -184,7 +184,7 @@ impl Bus {
     }
 
     async fn deliver_remote_message(&self, message_id: Uuid) -> Result<()> {
-        let Some(message) = super::service::load_message(&self.store, message_id).await? else {
+        let Some(message) = super::history::load_message(&self.store, message_id).await? else {
             return Ok(());
         };
         let members = rooms::member_ids(self.store.reader(), message.room_id).await?;

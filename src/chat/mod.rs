@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub mod frames;
+pub mod history;
 pub mod hub;
 pub mod model;
 pub mod receipts;

@@ -12,7 +12,7 @@ use super::model::{Member, MemberReason, Room, RoomKind};
 use super::service::Chat;
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
-use crate::store::{patients, rooms, users};
+use crate::store::{audit, patients, rooms, users};
 
 /// A request to open a room.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -44,12 +44,18 @@ pub enum Opened {
 impl Chat {
     /// Rooms the caller belongs to.
     pub async fn rooms(&self, who: &Principal) -> Result<Vec<Room>> {
-        rooms::rooms_for_user(self.store.reader(), who.user_id).await
+        let list = rooms::rooms_for_user(self.store.reader(), who.user_id).await?;
+        let event = who
+            .event("room.list", "user", who.user_id)
+            .with_detail(serde_json::json!({"count": list.len()}));
+        self.audit.record(event).await?;
+        Ok(list)
     }
 
     /// One room, for members only.
     pub async fn room(&self, who: &Principal, room_id: Uuid) -> Result<Room> {
         self.require_member(who, room_id).await?;
+        self.audit.record(who.event("room.view", "room", room_id)).await?;
         rooms::room_by_id(self.store.reader(), room_id)
             .await?
             .ok_or(Error::NotFound("room"))
@@ -58,6 +64,9 @@ impl Chat {
     /// A room's members, for members only.
     pub async fn members(&self, who: &Principal, room_id: Uuid) -> Result<Vec<Member>> {
         self.require_member(who, room_id).await?;
+        self.audit
+            .record(who.event("room.members.view", "room", room_id))
+            .await?;
         rooms::members(self.store.reader(), room_id).await
     }
 
@@ -164,6 +173,10 @@ impl Chat {
             )
             .await?;
         }
+        let event = who
+            .event("room.create", "room", room_id)
+            .with_detail(serde_json::json!({"kind": req.kind.as_str(), "members": others}));
+        audit::append(&mut tx, &[event], now).await?;
         tx.commit().await?;
         let room = rooms::room_by_id(self.store.reader(), room_id)
             .await?
@@ -192,6 +205,12 @@ impl Chat {
             now,
         )
         .await?;
+        if added {
+            let event = who
+                .event("room.member.add", "room", room_id)
+                .with_detail(serde_json::json!({"user_id": user_id, "reason": "invited"}));
+            audit::append(&mut tx, &[event], now).await?;
+        }
         tx.commit().await?;
         if added {
             let frame = ServerFrame::Member {
@@ -220,6 +239,12 @@ impl Chat {
         }
         let mut tx = self.store.begin().await?;
         let removed = rooms::remove_member(&mut tx, room_id, user_id).await?;
+        if removed {
+            let event = who
+                .event("room.member.remove", "room", room_id)
+                .with_detail(serde_json::json!({"user_id": user_id}));
+            audit::append(&mut tx, &[event], self.clock.now().timestamp_millis()).await?;
+        }
         tx.commit().await?;
         if removed {
             let frame = ServerFrame::Member {

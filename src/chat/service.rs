@@ -9,12 +9,14 @@ use uuid::Uuid;
 use super::bus::{Bus, Target};
 use super::frames::ServerFrame;
 use super::model::{Ack, Message, MessageKind, Priority, Receipt, RoomStatus, from_ms, to_ms};
+use crate::audit::sink::AuditSink;
 use crate::auth::Principal;
 use crate::clock::Clock;
 use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::store::messages::{self, MessageRecord, NewMessage};
-use crate::store::{Store, parse_id, rooms};
+use crate::store::{Store, audit, rooms};
+use serde_json::json;
 
 /// The chat core, shared by REST and WebSocket handlers.
 pub struct Chat {
@@ -22,6 +24,7 @@ pub struct Chat {
     pub(crate) bus: Arc<Bus>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) limits: Limits,
+    pub(crate) audit: AuditSink,
 }
 
 /// A message as submitted by a client.
@@ -57,12 +60,22 @@ pub enum SendOutcome {
 
 impl Chat {
     /// A chat core over the given store and bus.
-    pub fn new(store: Store, bus: Arc<Bus>, clock: Arc<dyn Clock>, limits: Limits) -> Self {
+    pub fn new(store: Store, bus: Arc<Bus>, clock: Arc<dyn Clock>, limits: Limits, audit: AuditSink) -> Self {
         Self {
             store,
             bus,
             clock,
             limits,
+            audit,
+        }
+    }
+
+    /// Records a refused access to a room (outside any transaction) and returns the refusal.
+    pub(crate) async fn denied(&self, who: &Principal, action: &str, room_id: Uuid) -> Error {
+        let event = who.event(action, "room", room_id).failed();
+        match self.audit.record(event).await {
+            Ok(()) => Error::NotMember,
+            Err(e) => e,
         }
     }
 
@@ -77,7 +90,7 @@ impl Chat {
         }
         match rooms::room_by_id(self.store.reader(), room_id).await? {
             None => Err(Error::NotFound("room")),
-            Some(_) => Err(Error::NotMember),
+            Some(_) => Err(self.denied(who, "room.access", room_id).await),
         }
     }
 
@@ -116,7 +129,8 @@ impl Chat {
             return Err(Error::NotFound("room"));
         };
         if !rooms::is_member(&mut *tx, room.id, who.user_id).await? {
-            return Err(Error::NotMember);
+            drop(tx);
+            return Err(self.denied(who, "message.send", room.id).await);
         }
         if room.status != RoomStatus::Active {
             return Err(Error::Conflict(format!(
@@ -150,6 +164,10 @@ impl Chat {
             }
             return Err(e);
         }
+        let event = who
+            .event("message.send", "message", id)
+            .with_detail(json!({"room_id": room.id, "priority": draft.priority.as_str()}));
+        audit::append(&mut tx, &[event], now).await?;
         tx.commit().await?;
         metrics::counter!("wardline_messages_stored_total", "priority" => draft.priority.as_str())
             .increment(1);
@@ -187,84 +205,15 @@ impl Chat {
         }
     }
 
-    async fn decorate(&self, rec: MessageRecord) -> Result<Message> {
-        let mut message = open(rec)?;
-        if message.requires_ack {
-            message.acks =
-                messages::acks_in_range(self.store.reader(), message.room_id, message.seq, message.seq)
-                    .await?
-                    .into_iter()
-                    .map(|(_, ack)| ack)
-                    .collect();
-        }
-        Ok(message)
-    }
-
-    /// A page of a room's history, newest first. `before` is the cursor from the previous page.
-    pub async fn history(
-        &self,
-        who: &Principal,
-        room_id: Uuid,
-        before: Option<&str>,
-        limit: Option<u32>,
-    ) -> Result<Page> {
-        self.require_member(who, room_id).await?;
-        let before = before
-            .map(|c| {
-                c.parse::<i64>()
-                    .map_err(|_| Error::BadRequest("invalid cursor".into()))
-            })
-            .transpose()?;
-        let limit = limit.unwrap_or(50).clamp(1, self.limits.max_page);
-        let recs = messages::page(self.store.reader(), room_id, before, limit + 1).await?;
-        let more = recs.len() > limit as usize;
-        let mut items = recs
-            .into_iter()
-            .take(limit as usize)
-            .map(open)
-            .collect::<Result<Vec<_>>>()?;
-        attach_acks(&self.store, room_id, &mut items).await?;
-        let next_cursor = if more {
-            items.last().map(|m| m.seq.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
-    }
-
-    /// Messages after stream position `after_seq` in all of the user's rooms, oldest first.
-    pub async fn missed(&self, who: &Principal, after_seq: i64, limit: u32) -> Result<Vec<Message>> {
-        let recs = messages::after_for_user(self.store.reader(), who.user_id, after_seq, limit).await?;
-        let mut out = Vec::with_capacity(recs.len());
-        for rec in recs {
-            out.push(self.decorate(rec).await?);
-        }
-        Ok(out)
-    }
-
-    /// The stream position of a message the user can see, used to resume after it.
-    pub async fn position_of(&self, who: &Principal, message_id: Uuid) -> Result<i64> {
-        let rec = messages::by_id(self.store.reader(), message_id)
-            .await?
-            .ok_or(Error::NotFound("message"))?;
-        self.require_member(who, parse_id(&rec.room_id)?).await?;
-        Ok(rec.seq)
-    }
-
-    async fn visible_message(&self, who: &Principal, message_id: Uuid) -> Result<Message> {
-        let rec = messages::by_id(self.store.reader(), message_id)
-            .await?
-            .ok_or(Error::NotFound("message"))?;
-        self.require_member(who, parse_id(&rec.room_id)?).await?;
-        self.decorate(rec).await
-    }
-
     /// Marks a message read by `who` and tells its sender.
     pub async fn mark_read(&self, who: &Principal, message_id: Uuid) -> Result<Receipt> {
         let message = self.visible_message(who, message_id).await?;
         let now = self.now_ms();
         let mut tx = self.store.begin().await?;
         let changed = messages::mark_read(&mut tx, message_id, who.user_id, now).await?;
+        if changed {
+            audit::append(&mut tx, &[who.event("message.read", "message", message_id)], now).await?;
+        }
         tx.commit().await?;
         let receipt = Receipt {
             message_id,
@@ -299,6 +248,10 @@ impl Chat {
         let mut tx = self.store.begin().await?;
         messages::insert_ack(&mut tx, message_id, who.user_id, now).await?;
         messages::mark_read(&mut tx, message_id, who.user_id, now).await?;
+        let event = who
+            .event("message.ack", "message", message_id)
+            .with_detail(json!({"room_id": message.room_id}));
+        audit::append(&mut tx, &[event], now).await?;
         tx.commit().await?;
         let ack = Ack {
             user_id: who.user_id,
@@ -313,18 +266,6 @@ impl Chat {
         Ok(ack)
     }
 
-    /// Delivery and read state of a message for every other member.
-    pub async fn receipts(&self, who: &Principal, message_id: Uuid) -> Result<Vec<Receipt>> {
-        let message = self.visible_message(who, message_id).await?;
-        messages::receipts(
-            self.store.reader(),
-            message_id,
-            message.room_id,
-            message.sender_id,
-        )
-        .await
-    }
-
     /// Tells the room's members that `who` is typing.
     pub async fn typing(&self, who: &Principal, room_id: Uuid) -> Result<()> {
         self.require_member(who, room_id).await?;
@@ -336,57 +277,6 @@ impl Chat {
         self.bus.publish(Target::Room(room_id), &frame).await;
         Ok(())
     }
-}
-
-/// Loads one message with its acknowledgements (used by other nodes to fan out).
-pub async fn load_message(store: &Store, id: Uuid) -> Result<Option<Message>> {
-    let Some(rec) = messages::by_id(store.reader(), id).await? else {
-        return Ok(None);
-    };
-    let mut items = vec![open(rec)?];
-    let room = items[0].room_id;
-    attach_acks(store, room, &mut items).await?;
-    Ok(items.pop())
-}
-
-async fn attach_acks(store: &Store, room_id: Uuid, items: &mut [Message]) -> Result<()> {
-    let (Some(min), Some(max)) = (
-        items.iter().map(|m| m.seq).min(),
-        items.iter().map(|m| m.seq).max(),
-    ) else {
-        return Ok(());
-    };
-    if !items.iter().any(|m| m.requires_ack) {
-        return Ok(());
-    }
-    for (message_id, ack) in messages::acks_in_range(store.reader(), room_id, min, max).await? {
-        if let Some(m) = items.iter_mut().find(|m| m.id == message_id) {
-            m.acks.push(ack);
-        }
-    }
-    Ok(())
-}
-
-/// Turns a stored row into a message. Sealed bodies fail closed until a key ring is configured.
-fn open(rec: MessageRecord) -> Result<Message> {
-    if rec.body_key_id.is_some() {
-        return Err(Error::Internal(
-            "message body is sealed and no key ring is configured".into(),
-        ));
-    }
-    let priority: Priority = rec.priority.parse()?;
-    Ok(Message {
-        id: parse_id(&rec.id)?,
-        seq: rec.seq,
-        room_id: parse_id(&rec.room_id)?,
-        sender_id: rec.sender_id.as_deref().map(parse_id).transpose()?,
-        kind: rec.kind.parse()?,
-        priority,
-        body: String::from_utf8(rec.body).map_err(|_| Error::Internal("message body is not UTF-8".into()))?,
-        created_at: from_ms(rec.created_at),
-        requires_ack: priority.requires_ack(),
-        acks: Vec::new(),
-    })
 }
 
 /// Identifies the content of a send, so a retry can be told from a reused key.

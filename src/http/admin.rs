@@ -11,6 +11,7 @@ use super::AppState;
 use super::extract::{ApiJson, ApiPath};
 use crate::auth::{self, Principal, Role};
 use crate::error::{Error, Result};
+use crate::store::audit;
 use crate::store::users::{self, UserRecord};
 
 /// A user as other users see it.
@@ -97,7 +98,7 @@ pub async fn create_user(
     who: Principal,
     ApiJson(req): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<UserView>)> {
-    who.require(Role::Admin)?;
+    require_admin(&state, &who, "user.create", "user").await?;
     if req.username.is_empty() || req.username.len() > 100 || req.username.contains(char::is_whitespace) {
         return Err(Error::Invalid(
             "username must be 1 to 100 characters without spaces".into(),
@@ -129,6 +130,10 @@ pub async fn create_user(
             e
         });
     }
+    let event = who
+        .event("user.create", "user", user.id)
+        .with_detail(serde_json::json!({"kind": user.kind, "roles": user.roles}));
+    audit::append(&mut tx, &[event], state.clock.now().timestamp_millis()).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
@@ -165,7 +170,7 @@ pub async fn create_token(
     who: Principal,
     ApiJson(req): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<IssuedToken>)> {
-    who.require(Role::Admin)?;
+    require_admin(&state, &who, "token.issue", "token").await?;
     if users::user_by_id(state.store.reader(), req.user_id)
         .await?
         .is_none()
@@ -176,6 +181,10 @@ pub async fn create_token(
     let expires = req.expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
     let mut tx = state.store.begin().await?;
     let (id, token) = auth::issue_token(&mut tx, req.user_id, &req.label, now, expires).await?;
+    let event = who
+        .event("token.issue", "token", id)
+        .with_detail(serde_json::json!({"user_id": req.user_id, "expires_at": expires}));
+    audit::append(&mut tx, &[event], now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(IssuedToken { id, token })))
 }
@@ -194,10 +203,28 @@ pub async fn revoke_token(
         .await?
         .ok_or(Error::NotFound("token"))?;
     if owner != who.user_id && !who.has(Role::Admin) {
+        state
+            .audit
+            .record(who.event("token.revoke", "token", token_id).failed())
+            .await?;
         return Err(Error::Forbidden("you may only revoke your own tokens".into()));
     }
     let mut tx = state.store.begin().await?;
     users::revoke_token(&mut tx, token_id, state.clock.now().timestamp_millis()).await?;
+    let event = who.event("token.revoke", "token", token_id);
+    audit::append(&mut tx, &[event], state.clock.now().timestamp_millis()).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Fails with 403 unless the caller is an admin, recording the refusal in the audit trail.
+async fn require_admin(state: &AppState, who: &Principal, action: &str, entity_type: &str) -> Result<()> {
+    if let Err(e) = who.require(Role::Admin) {
+        let event = crate::audit::Event::new(Some(who.user_id), action, entity_type, None)
+            .from_source(who.source.as_deref())
+            .failed();
+        state.audit.record(event).await?;
+        return Err(e);
+    }
+    Ok(())
 }

@@ -1,10 +1,13 @@
 //! Request extractors whose rejections are problem details, and the bearer-token principal.
 
-use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, OriginalUri};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, OriginalUri};
 use axum::http::header;
 use axum::http::request::Parts;
 
 use super::AppState;
+use crate::audit::Event;
 use crate::auth::{self, Principal};
 use crate::error::Error;
 
@@ -48,12 +51,44 @@ fn bearer(parts: &Parts) -> Option<String> {
     None
 }
 
+/// The client's address: the TCP peer. (Behind a reverse proxy this is the proxy; trusted
+/// `X-Forwarded-For` handling arrives with the TLS/proxy configuration.)
+fn source(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0.ip().to_string())
+}
+
+async fn authenticate(parts: &Parts, state: &AppState, token: &str) -> Result<Principal, Error> {
+    let now = state.clock.now().timestamp_millis();
+    match auth::authenticate(&state.store, token, now, source(parts)).await {
+        Ok(p) => {
+            if state.token_usage.should_record(p.token_id, now) {
+                state
+                    .audit
+                    .record(p.event("auth.token.use", "token", p.token_id))
+                    .await?;
+            }
+            Ok(p)
+        }
+        Err(Error::Unauthenticated) => {
+            let event = Event::new(None, "auth.login", "token", None)
+                .from_source(source(parts).as_deref())
+                .failed();
+            state.audit.record(event).await?;
+            Err(Error::Unauthenticated)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or(Error::Unauthenticated)?;
-        auth::authenticate(&state.store, &token, state.clock.now().timestamp_millis()).await
+        authenticate(parts, state, &token).await
     }
 }
 
@@ -66,9 +101,7 @@ impl OptionalFromRequestParts<AppState> for Principal {
     ) -> Result<Option<Self>, Self::Rejection> {
         match bearer(parts) {
             None => Ok(None),
-            Some(token) => auth::authenticate(&state.store, &token, state.clock.now().timestamp_millis())
-                .await
-                .map(Some),
+            Some(token) => authenticate(parts, state, &token).await.map(Some),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! [`AppState`] every handler receives through `with_state`.
 
 pub mod admin;
+pub mod audit;
 pub mod error;
 pub mod extract;
 pub mod messages;
@@ -25,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::audit::sink::AuditSink;
+use crate::auth::UsageLog;
 use crate::chat::Chat;
 use crate::chat::receipts::Delivered;
 use crate::clock::Clock;
@@ -49,6 +52,10 @@ pub struct AppState {
     pub receipts: mpsc::UnboundedSender<Delivered>,
     /// Cancelled when the server shuts down; long-lived connections watch it.
     pub shutdown: CancellationToken,
+    /// Group-committed audit entries for accesses without a change transaction.
+    pub audit: AuditSink,
+    /// When each token's use was last audited.
+    pub token_usage: Arc<UsageLog>,
 }
 
 /// Builds the router with all routes, limits and middleware.
@@ -74,6 +81,9 @@ pub fn router(state: AppState) -> Router {
         .route("/messages/{message_id}/ack", post(messages::ack))
         .route("/messages/{message_id}/receipts", get(messages::receipts))
         .route("/ws", get(ws::upgrade))
+        .route("/audit", get(audit::search))
+        .route("/audit/export", get(audit::export))
+        .route("/audit/verify", get(audit::verify))
         .route("/openapi.json", get(openapi::document));
     let max_body = state.config.limits.max_request_bytes;
     Router::new()

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, error, messages, rooms, ws};
+use super::{admin, audit, error, messages, rooms, ws};
 use crate::chat::{frames, model, rooms as chat_rooms, service};
 
 /// The API description.
@@ -17,10 +17,12 @@ use crate::chat::{frames, model, rooms as chat_rooms, service};
         rooms::list, rooms::create, rooms::get_one, rooms::members, rooms::add_member, rooms::remove_member,
         messages::send, messages::history, messages::sync, messages::read, messages::ack, messages::receipts,
         ws::upgrade,
+        audit::search, audit::export, audit::verify,
     ),
     components(schemas(
         error::Problem, frames::ClientFrame, frames::ServerFrame, model::Message, model::Room, model::Member,
         model::Receipt, model::Ack, service::Page, chat_rooms::NewRoomRequest,
+        crate::audit::Entry, crate::audit::chain::Report, audit::AuditPage,
     )),
     modifiers(&BearerAuth),
 )]

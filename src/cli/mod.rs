@@ -10,12 +10,13 @@ use figment::providers::Serialized;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{self, Role};
 use crate::config::{Config, LogFormat, Secret};
 use crate::startup::Application;
 use crate::store::Store;
-use crate::store::users::{self, UserRecord};
 use crate::{demo, telemetry};
+
+mod admin;
+use admin::{AuditCommand, TokenCommand, UserCommand};
 
 /// Wardline: care-team messaging for hospitals.
 #[derive(Parser, Debug)]
@@ -42,10 +43,13 @@ enum Command {
     /// Manage users and service accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Verify or export the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Args, Debug, Default, Serialize)]
-struct DbArgs {
+pub(crate) struct DbArgs {
     /// Database URL (`sqlite://PATH` or `postgres://...`); overrides `DATABASE_URL`.
     #[arg(long = "database")]
     #[serde(skip_serializing_if = "Option::is_none", rename = "database_url")]
@@ -87,52 +91,6 @@ impl clap::ValueEnum for LogFormat {
     }
 }
 
-#[derive(Subcommand, Debug)]
-enum TokenCommand {
-    /// Issue a token for a user; prints it once.
-    Create {
-        /// Login name of the user or service account.
-        #[arg(long)]
-        user: String,
-        /// What the token is for.
-        #[arg(long, default_value = "")]
-        label: String,
-        /// Lifetime in days (default: until revoked).
-        #[arg(long)]
-        expires_in_days: Option<u32>,
-        #[command(flatten)]
-        db: DbArgs,
-    },
-    /// Revoke a token by id.
-    Revoke {
-        /// Token id.
-        id: uuid::Uuid,
-        #[command(flatten)]
-        db: DbArgs,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum UserCommand {
-    /// Create a user or service account.
-    Create {
-        /// Unique login name.
-        #[arg(long)]
-        username: String,
-        /// Display name.
-        #[arg(long)]
-        display_name: String,
-        /// Comma-separated roles: clinician, scheduler, integration, auditor, admin.
-        #[arg(long, value_delimiter = ',')]
-        roles: Vec<String>,
-        /// A service account rather than a person.
-        #[arg(long)]
-        service: bool,
-        #[command(flatten)]
-        db: DbArgs,
-    },
-}
-
 /// Entry point used by `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -152,7 +110,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn load(cli_config: Option<&PathBuf>, overrides: &impl Serialize) -> anyhow::Result<Config> {
+pub(crate) fn load(cli_config: Option<&PathBuf>, overrides: &impl Serialize) -> anyhow::Result<Config> {
     Config::load(
         cli_config.map(PathBuf::as_path),
         Figment::from(Serialized::defaults(overrides)),
@@ -160,7 +118,7 @@ fn load(cli_config: Option<&PathBuf>, overrides: &impl Serialize) -> anyhow::Res
     .context("reading configuration")
 }
 
-async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+pub(crate) async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&cfg.database_url(), 2).await?;
     store.migrate().await?;
     Ok(store)
@@ -186,64 +144,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Token(TokenCommand::Create {
-            user,
-            label,
-            expires_in_days,
-            db,
-        }) => {
-            let cfg = load(cli.config.as_ref(), &db)?;
-            let store = open_store(&cfg).await?;
-            let u = users::user_by_username(store.reader(), &user)
-                .await?
-                .with_context(|| format!("no user named {user}"))?;
-            let now = chrono::Utc::now().timestamp_millis();
-            let expires = expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
-            let mut tx = store.begin().await?;
-            let (id, token) = auth::issue_token(&mut tx, u.id, &label, now, expires).await?;
-            tx.commit().await?;
-            println!("token id: {id}\ntoken:    {token}\n(shown once; store it in your secret manager)");
-            Ok(())
-        }
-        Command::Token(TokenCommand::Revoke { id, db }) => {
-            let cfg = load(cli.config.as_ref(), &db)?;
-            let store = open_store(&cfg).await?;
-            let mut tx = store.begin().await?;
-            let owner = users::revoke_token(&mut tx, id, chrono::Utc::now().timestamp_millis()).await?;
-            tx.commit().await?;
-            match owner {
-                Some(_) => println!("revoked {id}"),
-                None => anyhow::bail!("no active token {id}"),
-            }
-            Ok(())
-        }
-        Command::User(UserCommand::Create {
-            username,
-            display_name,
-            roles,
-            service,
-            db,
-        }) => {
-            let cfg = load(cli.config.as_ref(), &db)?;
-            let store = open_store(&cfg).await?;
-            for r in &roles {
-                Role::parse(r)?;
-            }
-            let rec = UserRecord {
-                id: uuid::Uuid::now_v7(),
-                username,
-                display_name,
-                kind: if service { "service" } else { "person" }.into(),
-                roles,
-                npi: None,
-                active: true,
-            };
-            let mut tx = store.begin().await?;
-            users::insert_user(&mut tx, &rec, chrono::Utc::now().timestamp_millis()).await?;
-            tx.commit().await?;
-            println!("created {} ({})", rec.username, rec.id);
-            Ok(())
-        }
+        Command::Token(cmd) => admin::token(cli.config.as_ref(), cmd).await,
+        Command::User(cmd) => admin::user(cli.config.as_ref(), cmd).await,
+        Command::Audit(cmd) => admin::audit(cli.config.as_ref(), cmd).await,
     }
 }
 

@@ -1,0 +1,64 @@
+//! Group commit for audit entries that have no transaction of their own (reads, refused access,
+//! failed logins). Each caller waits until its entry is durably committed, so a response is never
+//! sent for an access that was not recorded; many callers share one transaction and one fsync.
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::Event;
+use crate::error::{Error, Result};
+use crate::store::{Store, audit};
+
+type Request = (Event, oneshot::Sender<Result<(), String>>);
+
+/// Handle for recording audit events outside a change transaction.
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<Request>,
+}
+
+const MAX_BATCH: usize = 512;
+
+impl AuditSink {
+    /// Starts the writer; it stops when every handle is dropped.
+    pub fn spawn(store: Store, clock: std::sync::Arc<dyn crate::clock::Clock>) -> (Self, JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<Request>(8192);
+        let handle = tokio::spawn(async move {
+            let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let events: Vec<Event> = batch.iter().map(|(e, _)| e.clone()).collect();
+                let result = write(&store, &events, clock.now().timestamp_millis()).await;
+                if let Err(e) = &result {
+                    metrics::counter!("wardline_audit_write_errors_total").increment(1);
+                    tracing::error!(error = %e, count = events.len(), "audit entries not written");
+                }
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+                }
+            }
+        });
+        (Self { tx }, handle)
+    }
+
+    /// Records an event and waits until it is committed. Fails closed: when the trail cannot be
+    /// written, the caller must not proceed.
+    pub async fn record(&self, event: Event) -> Result<()> {
+        let (reply, wait) = oneshot::channel();
+        self.tx
+            .send((event, reply))
+            .await
+            .map_err(|_| Error::Internal("audit writer stopped".into()))?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Internal(format!("audit write failed: {e}"))),
+            Err(_) => Err(Error::Internal("audit writer stopped".into())),
+        }
+    }
+}
+
+async fn write(store: &Store, events: &[Event], at_ms: i64) -> Result<()> {
+    let mut tx = store.begin().await?;
+    audit::append(&mut tx, events, at_ms).await?;
+    tx.commit().await?;
+    Ok(())
+}

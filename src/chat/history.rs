@@ -1,0 +1,158 @@
+//! Reading: history pages, catch-up after being offline, receipts. Every read is gated by room
+//! membership and recorded in the audit trail before anything is returned.
+
+use uuid::Uuid;
+
+use super::model::{Message, Priority, Receipt, from_ms};
+use super::service::{Chat, Page};
+use crate::auth::Principal;
+use crate::error::{Error, Result};
+use crate::store::messages::{self, MessageRecord};
+use crate::store::{Store, parse_id};
+
+impl Chat {
+    pub(crate) async fn decorate(&self, rec: MessageRecord) -> Result<Message> {
+        let mut message = open(rec)?;
+        if message.requires_ack {
+            message.acks =
+                messages::acks_in_range(self.store.reader(), message.room_id, message.seq, message.seq)
+                    .await?
+                    .into_iter()
+                    .map(|(_, ack)| ack)
+                    .collect();
+        }
+        Ok(message)
+    }
+
+    /// A page of a room's history, newest first. `before` is the cursor from the previous page.
+    pub async fn history(
+        &self,
+        who: &Principal,
+        room_id: Uuid,
+        before: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page> {
+        self.require_member(who, room_id).await?;
+        self.audit.record(who.event("room.view", "room", room_id)).await?;
+        let before = before
+            .map(|c| {
+                c.parse::<i64>()
+                    .map_err(|_| Error::BadRequest("invalid cursor".into()))
+            })
+            .transpose()?;
+        let limit = limit.unwrap_or(50).clamp(1, self.limits.max_page);
+        let recs = messages::page(self.store.reader(), room_id, before, limit + 1).await?;
+        let more = recs.len() > limit as usize;
+        let mut items = recs
+            .into_iter()
+            .take(limit as usize)
+            .map(open)
+            .collect::<Result<Vec<_>>>()?;
+        attach_acks(&self.store, room_id, &mut items).await?;
+        let next_cursor = if more {
+            items.last().map(|m| m.seq.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Messages after stream position `after_seq` in all of the user's rooms, oldest first.
+    pub async fn missed(&self, who: &Principal, after_seq: i64, limit: u32) -> Result<Vec<Message>> {
+        let recs = messages::after_for_user(self.store.reader(), who.user_id, after_seq, limit).await?;
+        if !recs.is_empty() {
+            let event = who
+                .event("message.catch_up", "user", who.user_id)
+                .with_detail(serde_json::json!({"after_seq": after_seq, "count": recs.len()}));
+            self.audit.record(event).await?;
+        }
+        let mut out = Vec::with_capacity(recs.len());
+        for rec in recs {
+            out.push(self.decorate(rec).await?);
+        }
+        Ok(out)
+    }
+
+    /// The stream position of a message the user can see, used to resume after it.
+    pub async fn position_of(&self, who: &Principal, message_id: Uuid) -> Result<i64> {
+        let rec = messages::by_id(self.store.reader(), message_id)
+            .await?
+            .ok_or(Error::NotFound("message"))?;
+        self.require_member(who, parse_id(&rec.room_id)?).await?;
+        Ok(rec.seq)
+    }
+
+    pub(crate) async fn visible_message(&self, who: &Principal, message_id: Uuid) -> Result<Message> {
+        let rec = messages::by_id(self.store.reader(), message_id)
+            .await?
+            .ok_or(Error::NotFound("message"))?;
+        self.require_member(who, parse_id(&rec.room_id)?).await?;
+        self.decorate(rec).await
+    }
+
+    /// Delivery and read state of a message for every other member.
+    pub async fn receipts(&self, who: &Principal, message_id: Uuid) -> Result<Vec<Receipt>> {
+        let message = self.visible_message(who, message_id).await?;
+        self.audit
+            .record(who.event("message.receipts.view", "message", message_id))
+            .await?;
+        messages::receipts(
+            self.store.reader(),
+            message_id,
+            message.room_id,
+            message.sender_id,
+        )
+        .await
+    }
+}
+
+/// Loads one message with its acknowledgements (used by other nodes to fan out).
+pub async fn load_message(store: &Store, id: Uuid) -> Result<Option<Message>> {
+    let Some(rec) = messages::by_id(store.reader(), id).await? else {
+        return Ok(None);
+    };
+    let mut items = vec![open(rec)?];
+    let room = items[0].room_id;
+    attach_acks(store, room, &mut items).await?;
+    Ok(items.pop())
+}
+
+async fn attach_acks(store: &Store, room_id: Uuid, items: &mut [Message]) -> Result<()> {
+    let (Some(min), Some(max)) = (
+        items.iter().map(|m| m.seq).min(),
+        items.iter().map(|m| m.seq).max(),
+    ) else {
+        return Ok(());
+    };
+    if !items.iter().any(|m| m.requires_ack) {
+        return Ok(());
+    }
+    for (message_id, ack) in messages::acks_in_range(store.reader(), room_id, min, max).await? {
+        if let Some(m) = items.iter_mut().find(|m| m.id == message_id) {
+            m.acks.push(ack);
+        }
+    }
+    Ok(())
+}
+
+/// Turns a stored row into a message. Sealed bodies fail closed until a key ring is configured.
+fn open(rec: MessageRecord) -> Result<Message> {
+    if rec.body_key_id.is_some() {
+        return Err(Error::Internal(
+            "message body is sealed and no key ring is configured".into(),
+        ));
+    }
+    let priority: Priority = rec.priority.parse()?;
+    Ok(Message {
+        id: parse_id(&rec.id)?,
+        seq: rec.seq,
+        room_id: parse_id(&rec.room_id)?,
+        sender_id: rec.sender_id.as_deref().map(parse_id).transpose()?,
+        kind: rec.kind.parse()?,
+        priority,
+        body: String::from_utf8(rec.body).map_err(|_| Error::Internal("message body is not UTF-8".into()))?,
+        created_at: from_ms(rec.created_at),
+        requires_ack: priority.requires_ack(),
+        acks: Vec::new(),
+    })
+}

@@ -1,0 +1,125 @@
+//! Audit endpoints for auditors: search, export (NDJSON) and chain verification. Each use is
+//! itself audited.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::error::Problem;
+use super::extract::ApiQuery;
+use crate::audit::chain::{self, Report};
+use crate::audit::{Entry, Event};
+use crate::auth::{Principal, Role};
+use crate::error::{Error, Result};
+use crate::store::audit::{self, Filter};
+
+/// Search filters; all optional.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// Acting user id.
+    pub actor_id: Option<String>,
+    /// Exact action, e.g. `room.view`.
+    pub action: Option<String>,
+    /// Entity kind, e.g. `room`.
+    pub entity_type: Option<String>,
+    /// Entity id.
+    pub entity_id: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: Option<String>,
+    /// From (RFC 3339, inclusive).
+    pub from: Option<DateTime<Utc>>,
+    /// Until (RFC 3339, exclusive).
+    pub to: Option<DateTime<Utc>>,
+    /// Page cursor: only entries before this sequence number.
+    pub before: Option<i64>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// A page of audit entries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// Entries.
+    pub items: Vec<Entry>,
+    /// Pass as `before` for the next (older) page.
+    pub next_before: Option<i64>,
+}
+
+async fn require_auditor(state: &AppState, who: &Principal, action: &str) -> Result<()> {
+    let allowed = who.has(Role::Auditor);
+    let event = Event::new(Some(who.user_id), action, "audit_log", None).from_source(who.source.as_deref());
+    state
+        .audit
+        .record(if allowed { event } else { event.failed() })
+        .await?;
+    if allowed {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("the auditor role is required".into()))
+    }
+}
+
+/// Searches the audit trail (auditors only).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(SearchQuery),
+    responses((status = 200, body = AuditPage), (status = 403, body = Problem)), security(("bearer" = [])))]
+pub async fn search(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiQuery(q): ApiQuery<SearchQuery>,
+) -> Result<Json<AuditPage>> {
+    require_auditor(&state, &who, "audit.search").await?;
+    if let Some(o) = &q.outcome
+        && o != "success"
+        && o != "failure"
+    {
+        return Err(Error::BadRequest("outcome must be success or failure".into()));
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let filter = Filter {
+        actor_id: q.actor_id,
+        action: q.action,
+        entity_type: q.entity_type,
+        entity_id: q.entity_id,
+        outcome: q.outcome,
+        from_ms: q.from.map(|t| t.timestamp_millis()),
+        to_ms: q.to.map(|t| t.timestamp_millis()),
+        before_seq: q.before,
+    };
+    let items = audit::search(state.store.reader(), &filter, limit + 1).await?;
+    let more = items.len() > limit as usize;
+    let items: Vec<Entry> = items.into_iter().take(limit as usize).collect();
+    let next_before = if more { items.last().map(|e| e.seq) } else { None };
+    Ok(Json(AuditPage { items, next_before }))
+}
+
+/// The whole trail as NDJSON, oldest first (auditors only).
+#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit",
+    responses((status = 200, description = "application/x-ndjson, one entry per line"), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn export(State(state): State<AppState>, who: Principal) -> Result<impl IntoResponse> {
+    require_auditor(&state, &who, "audit.export").await?;
+    let mut body = String::new();
+    chain::for_each_page(&state.store, |page| {
+        for e in page {
+            body.push_str(&serde_json::to_string(e).map_err(|e| Error::Internal(e.to_string()))?);
+            body.push('\n');
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body))
+}
+
+/// Recomputes the hash chain and reports the first break (auditors only).
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+    responses((status = 200, body = Report), (status = 403, body = Problem)), security(("bearer" = [])))]
+pub async fn verify(State(state): State<AppState>, who: Principal) -> Result<Json<Report>> {
+    require_auditor(&state, &who, "audit.verify").await?;
+    Ok(Json(chain::verify(&state.store).await?))
+}

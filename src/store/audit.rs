@@ -1,0 +1,158 @@
+//! The audit trail's storage: chained appends under the head-row lock, search, and ordered scans
+//! for verification and export.
+
+use sqlx::{AnyConnection, AnyPool, FromRow};
+
+use crate::audit::{Entry, Event, next_entry};
+use crate::error::{Error, Result};
+
+#[derive(FromRow)]
+struct Row {
+    seq: i64,
+    at: i64,
+    actor_id: Option<String>,
+    action: String,
+    entity_type: String,
+    entity_id: Option<String>,
+    outcome: String,
+    source: Option<String>,
+    detail: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<Row> for Entry {
+    fn from(r: Row) -> Self {
+        Entry {
+            seq: r.seq,
+            at: r.at,
+            actor_id: r.actor_id,
+            action: r.action,
+            entity_type: r.entity_type,
+            entity_id: r.entity_id,
+            outcome: r.outcome,
+            source: r.source,
+            detail: r.detail,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+macro_rules! columns {
+    () => {
+        "seq, at, actor_id, action, entity_type, entity_id, outcome, source, detail, prev_hash, hash"
+    };
+}
+
+/// Appends events to the chain inside the caller's transaction. Taking the head row first
+/// serialises appenders, so positions are gap-free and each entry links to the one before it.
+pub async fn append(conn: &mut AnyConnection, events: &[Event], at_ms: i64) -> Result<Vec<Entry>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = i64::try_from(events.len()).map_err(|_| Error::Internal("audit batch too large".into()))?;
+    let (new_seq, mut prev_hash): (i64, String) =
+        sqlx::query_as("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+            .bind(n)
+            .fetch_one(&mut *conn)
+            .await?;
+    let mut prev_seq = new_seq - n;
+    let mut out = Vec::with_capacity(events.len());
+    for ev in events {
+        let e = next_entry(prev_seq, &prev_hash, ev, at_ms);
+        sqlx::query(concat!(
+            "INSERT INTO audit_log (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(e.seq)
+        .bind(e.at)
+        .bind(&e.actor_id)
+        .bind(&e.action)
+        .bind(&e.entity_type)
+        .bind(&e.entity_id)
+        .bind(&e.outcome)
+        .bind(&e.source)
+        .bind(&e.detail)
+        .bind(&e.prev_hash)
+        .bind(&e.hash)
+        .execute(&mut *conn)
+        .await?;
+        prev_seq = e.seq;
+        prev_hash = e.hash.clone();
+        out.push(e);
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&prev_hash)
+        .execute(conn)
+        .await?;
+    Ok(out)
+}
+
+/// Entries in sequence order after `after_seq` (for verification and export).
+pub async fn scan(pool: &AnyPool, after_seq: i64, limit: u32) -> Result<Vec<Entry>> {
+    let rows: Vec<Row> = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+    ))
+    .bind(after_seq)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Entry::from).collect())
+}
+
+/// The newest position and hash recorded in the head row.
+pub async fn head(pool: &AnyPool) -> Result<(i64, String)> {
+    Ok(sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Search criteria for auditors; empty fields match everything.
+#[derive(Debug, Default)]
+pub struct Filter {
+    /// Acting user.
+    pub actor_id: Option<String>,
+    /// Exact action.
+    pub action: Option<String>,
+    /// Entity kind.
+    pub entity_type: Option<String>,
+    /// Entity id.
+    pub entity_id: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: Option<String>,
+    /// From this time (Unix ms, inclusive).
+    pub from_ms: Option<i64>,
+    /// Until this time (Unix ms, exclusive).
+    pub to_ms: Option<i64>,
+    /// Only entries before this position (paging, newest first).
+    pub before_seq: Option<i64>,
+}
+
+/// Matching entries, newest first.
+pub async fn search(pool: &AnyPool, f: &Filter, limit: u32) -> Result<Vec<Entry>> {
+    let rows: Vec<Row> = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM audit_log
+         WHERE ($1 IS NULL OR actor_id = $1) AND ($2 IS NULL OR action = $2)
+           AND ($3 IS NULL OR entity_type = $3) AND ($4 IS NULL OR entity_id = $4)
+           AND ($5 IS NULL OR outcome = $5) AND at >= $6 AND at < $7 AND seq < $8
+         ORDER BY seq DESC LIMIT $9"
+    ))
+    .bind(&f.actor_id)
+    .bind(&f.action)
+    .bind(&f.entity_type)
+    .bind(&f.entity_id)
+    .bind(&f.outcome)
+    .bind(f.from_ms.unwrap_or(i64::MIN))
+    .bind(f.to_ms.unwrap_or(i64::MAX))
+    .bind(f.before_seq.unwrap_or(i64::MAX))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Entry::from).collect())
+}
