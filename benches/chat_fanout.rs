@@ -118,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
     let cfg = Config {
         http_addr: "127.0.0.1:0".parse()?,
         database_url: Some(Secret::new(url.clone())),
+        data_dir: dir.path().to_path_buf(),
         ..Config::default()
     };
     let app = Application::build(cfg).await?;

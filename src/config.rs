@@ -33,6 +33,21 @@ pub struct Config {
     pub log_level: String,
     /// Input limits that protect the server from oversized or abusive requests.
     pub limits: Limits,
+    /// Key-encryption keys for encryption at rest.
+    pub keys: KeysConfig,
+}
+
+/// Key-encryption keys (KEKs). Each is base64 of 32 random bytes, named by an id that is stored
+/// with every data key it wraps: `WARDLINE_KEYS__KEKS__K2026=...`, `WARDLINE_KEYS__ACTIVE_KEK=k2026`.
+/// With none configured, a single-node SQLite server creates `wardline.kek` in its data
+/// directory; PostgreSQL (several nodes) requires them to be configured.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeysConfig {
+    /// KEKs by id. Keep the old one configured until `wardline keys rotate` has re-wrapped.
+    pub keks: std::collections::BTreeMap<String, Secret>,
+    /// The KEK that wraps new data keys; may be omitted when only one is configured.
+    pub active_kek: Option<String>,
 }
 
 /// Bounds on what clients may send; each breach gets a problem-details error, never a truncation.
@@ -86,6 +101,7 @@ impl Default for Config {
             log_format: LogFormat::Json,
             log_level: "info".into(),
             limits: Limits::default(),
+            keys: KeysConfig::default(),
         }
     }
 }
@@ -126,6 +142,7 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
             .field("limits", &self.limits)
+            .field("keys", &self.keys)
             .finish()
     }
 }

@@ -37,9 +37,25 @@ pub enum Error {
     /// The database could not be reached or refused the operation (503: retry later).
     #[error("storage unavailable")]
     Database(#[from] sqlx::Error),
+    /// Stored data could not be decrypted or its key is unavailable; fails closed (500) and says
+    /// why, never returning unauthenticated data.
+    #[error("stored data cannot be decrypted: {0}")]
+    Crypto(String),
     /// A bug or an unexpected state; details go to the log only (500).
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<crate::crypto::KeyringError> for Error {
+    fn from(e: crate::crypto::KeyringError) -> Self {
+        Error::Crypto(e.to_string())
+    }
+}
+
+impl From<crate::crypto::CryptoError> for Error {
+    fn from(e: crate::crypto::CryptoError) -> Self {
+        Error::Crypto(e.to_string())
+    }
 }
 
 /// Shorthand used across the crate.

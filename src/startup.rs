@@ -18,9 +18,34 @@ use crate::chat::hub::Hub;
 use crate::chat::{Chat, receipts};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::crypto::Keyring;
+use crate::crypto::datakeys::DataKeys;
 use crate::http::{AppState, router};
-use crate::store::Store;
+use crate::store::{Backend, Store};
 use crate::telemetry;
+use std::collections::HashMap;
+
+/// The keyring from configuration; a single-node SQLite server without configured KEKs gets a
+/// generated one in its data directory.
+pub fn keyring(config: &Config, backend: Backend) -> anyhow::Result<Keyring> {
+    let keks: HashMap<String, String> = config
+        .keys
+        .keks
+        .iter()
+        .map(|(id, k)| (id.clone(), k.expose().to_string()))
+        .collect();
+    if keks.is_empty() && backend == Backend::Sqlite {
+        let path = config.data_dir.join("wardline.kek");
+        tracing::warn!(path = %path.display(), "no key-encryption key configured; using a local key file (configure keys.keks for production)");
+        return Ok(Keyring::load_or_create_file(&path, "local")?);
+    }
+    let active = match (&config.keys.active_kek, keks.len()) {
+        (Some(a), _) => a.clone(),
+        (None, 1) => keks.keys().next().cloned().unwrap_or_default(),
+        (None, _) => anyhow::bail!("several keys.keks are configured: set keys.active_kek"),
+    };
+    Ok(Keyring::new(&keks, &active)?)
+}
 
 /// A built, bound, not yet serving server.
 pub struct Application {
@@ -44,8 +69,12 @@ impl Application {
         store.migrate().await.context("applying migrations")?;
         let node_id = Uuid::now_v7();
         let shutdown = CancellationToken::new();
+        let keys = Arc::new(DataKeys::new(
+            Arc::new(keyring(&config, store.backend())?),
+            store.clone(),
+        ));
         let hub = Arc::new(Hub::new(config.limits.ws_queue));
-        let bus = Arc::new(Bus::new(hub, store.clone(), node_id));
+        let bus = Arc::new(Bus::new(hub, store.clone(), node_id, keys.clone()));
         let mut background = Vec::new();
         if let Some(listener) = bus
             .spawn_listener(shutdown.clone())
@@ -64,6 +93,7 @@ impl Application {
             clock.clone(),
             config.limits.clone(),
             audit.clone(),
+            keys,
         ));
         let listener = TcpListener::bind(config.http_addr)
             .await

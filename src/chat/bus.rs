@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::frames::ServerFrame;
 use super::hub::{Hub, MessageMeta, Outbound};
 use super::model::Message;
+use crate::crypto::datakeys::DataKeys;
 use crate::error::Result;
 use crate::store::{Backend, Store, rooms};
 
@@ -51,12 +52,18 @@ pub struct Bus {
     hub: Arc<Hub>,
     store: Store,
     node_id: Uuid,
+    keys: Arc<DataKeys>,
 }
 
 impl Bus {
     /// A bus for this node.
-    pub fn new(hub: Arc<Hub>, store: Store, node_id: Uuid) -> Self {
-        Self { hub, store, node_id }
+    pub fn new(hub: Arc<Hub>, store: Store, node_id: Uuid, keys: Arc<DataKeys>) -> Self {
+        Self {
+            hub,
+            store,
+            node_id,
+            keys,
+        }
     }
 
     /// The local hub.
@@ -184,7 +191,7 @@ impl Bus {
     }
 
     async fn deliver_remote_message(&self, message_id: Uuid) -> Result<()> {
-        let Some(message) = super::history::load_message(&self.store, message_id).await? else {
+        let Some(message) = super::history::load_message(&self.store, &self.keys, message_id).await? else {
             return Ok(());
         };
         let members = rooms::member_ids(self.store.reader(), message.room_id).await?;

@@ -6,13 +6,14 @@ use uuid::Uuid;
 use super::model::{Message, Priority, Receipt, from_ms};
 use super::service::{Chat, Page};
 use crate::auth::Principal;
+use crate::crypto::{self, datakeys::DataKeys};
 use crate::error::{Error, Result};
 use crate::store::messages::{self, MessageRecord};
 use crate::store::{Store, parse_id};
 
 impl Chat {
     pub(crate) async fn decorate(&self, rec: MessageRecord) -> Result<Message> {
-        let mut message = open(rec)?;
+        let mut message = open(&self.keys, rec).await?;
         if message.requires_ack {
             message.acks =
                 messages::acks_in_range(self.store.reader(), message.room_id, message.seq, message.seq)
@@ -43,11 +44,10 @@ impl Chat {
         let limit = limit.unwrap_or(50).clamp(1, self.limits.max_page);
         let recs = messages::page(self.store.reader(), room_id, before, limit + 1).await?;
         let more = recs.len() > limit as usize;
-        let mut items = recs
-            .into_iter()
-            .take(limit as usize)
-            .map(open)
-            .collect::<Result<Vec<_>>>()?;
+        let mut items = Vec::with_capacity(limit as usize);
+        for rec in recs.into_iter().take(limit as usize) {
+            items.push(open(&self.keys, rec).await?);
+        }
         attach_acks(&self.store, room_id, &mut items).await?;
         let next_cursor = if more {
             items.last().map(|m| m.seq.to_string())
@@ -107,11 +107,11 @@ impl Chat {
 }
 
 /// Loads one message with its acknowledgements (used by other nodes to fan out).
-pub async fn load_message(store: &Store, id: Uuid) -> Result<Option<Message>> {
+pub async fn load_message(store: &Store, keys: &DataKeys, id: Uuid) -> Result<Option<Message>> {
     let Some(rec) = messages::by_id(store.reader(), id).await? else {
         return Ok(None);
     };
-    let mut items = vec![open(rec)?];
+    let mut items = vec![open(keys, rec).await?];
     let room = items[0].room_id;
     attach_acks(store, room, &mut items).await?;
     Ok(items.pop())
@@ -135,13 +135,21 @@ async fn attach_acks(store: &Store, room_id: Uuid, items: &mut [Message]) -> Res
     Ok(())
 }
 
-/// Turns a stored row into a message. Sealed bodies fail closed until a key ring is configured.
-fn open(rec: MessageRecord) -> Result<Message> {
-    if rec.body_key_id.is_some() {
-        return Err(Error::Internal(
-            "message body is sealed and no key ring is configured".into(),
-        ));
-    }
+/// Associated data for a message body: binds the ciphertext to its message and room, so a body
+/// copied into another row does not open.
+pub(crate) fn body_aad(message_id: &str, room_id: &str) -> Vec<u8> {
+    format!("wardline:message-body:{message_id}:{room_id}").into_bytes()
+}
+
+/// Turns a stored row into a message, opening its sealed body. Anything that does not
+/// authenticate (altered ciphertext, unknown or destroyed key, an unsealed body) fails closed.
+pub(crate) async fn open(keys: &DataKeys, rec: MessageRecord) -> Result<Message> {
+    let key_id = rec
+        .body_key_id
+        .as_deref()
+        .ok_or_else(|| Error::Crypto(format!("message {} has no sealing key", rec.id)))?;
+    let cipher = keys.by_id(key_id).await?;
+    let plain = crypto::open(&cipher, &rec.body, &body_aad(&rec.id, &rec.room_id))?;
     let priority: Priority = rec.priority.parse()?;
     Ok(Message {
         id: parse_id(&rec.id)?,
@@ -150,7 +158,7 @@ fn open(rec: MessageRecord) -> Result<Message> {
         sender_id: rec.sender_id.as_deref().map(parse_id).transpose()?,
         kind: rec.kind.parse()?,
         priority,
-        body: String::from_utf8(rec.body).map_err(|_| Error::Internal("message body is not UTF-8".into()))?,
+        body: String::from_utf8(plain).map_err(|_| Error::Crypto("message body is not UTF-8".into()))?,
         created_at: from_ms(rec.created_at),
         requires_ack: priority.requires_ack(),
         acks: Vec::new(),

@@ -8,11 +8,16 @@ use uuid::Uuid;
 
 use super::bus::{Bus, Target};
 use super::frames::ServerFrame;
+use super::history::body_aad;
 use super::model::{Ack, Message, MessageKind, Priority, Receipt, RoomStatus, from_ms, to_ms};
 use crate::audit::sink::AuditSink;
 use crate::auth::Principal;
 use crate::clock::Clock;
 use crate::config::Limits;
+use crate::crypto::{
+    self,
+    datakeys::{DataKeys, room_scope},
+};
 use crate::error::{Error, Result};
 use crate::store::messages::{self, MessageRecord, NewMessage};
 use crate::store::{Store, audit, rooms};
@@ -25,6 +30,7 @@ pub struct Chat {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) limits: Limits,
     pub(crate) audit: AuditSink,
+    pub(crate) keys: Arc<DataKeys>,
 }
 
 /// A message as submitted by a client.
@@ -60,13 +66,21 @@ pub enum SendOutcome {
 
 impl Chat {
     /// A chat core over the given store and bus.
-    pub fn new(store: Store, bus: Arc<Bus>, clock: Arc<dyn Clock>, limits: Limits, audit: AuditSink) -> Self {
+    pub fn new(
+        store: Store,
+        bus: Arc<Bus>,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+        audit: AuditSink,
+        keys: Arc<DataKeys>,
+    ) -> Self {
         Self {
             store,
             bus,
             clock,
             limits,
             audit,
+            keys,
         }
     }
 
@@ -138,6 +152,12 @@ impl Chat {
                 room.status.as_str()
             )));
         }
+        let (key_id, cipher) = self.keys.for_scope(&mut tx, &room_scope(room.id), now).await?;
+        let sealed = crypto::seal(
+            &cipher,
+            body.as_bytes(),
+            &body_aad(&id.to_string(), &room.id.to_string()),
+        );
         let seq = messages::next_seq(&mut tx).await?;
         let new = NewMessage {
             id,
@@ -145,8 +165,8 @@ impl Chat {
             sender_id: Some(who.user_id),
             kind: MessageKind::User.as_str(),
             priority: draft.priority.as_str(),
-            body: body.as_bytes(),
-            body_key_id: None,
+            body: &sealed,
+            body_key_id: Some(&key_id),
             idempotency_key: draft.idempotency_key.as_deref(),
             request_hash: Some(&request_hash),
             created_at: now,

@@ -10,6 +10,7 @@ use clap::Subcommand;
 use super::{DbArgs, load, open_store};
 use crate::audit::{Event, chain};
 use crate::auth::{self, Role};
+use crate::crypto::datakeys::DataKeys;
 use crate::store::audit;
 use crate::store::users::{self, UserRecord};
 
@@ -71,6 +72,16 @@ pub enum AuditCommand {
         /// Output file (default: standard output).
         #[arg(long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Re-wrap every data key under the active key-encryption key. Run after adding the new KEK
+    /// (and making it active) on every node; remove the old KEK only afterwards.
+    Rotate {
         #[command(flatten)]
         db: DbArgs,
     },
@@ -196,5 +207,28 @@ pub async fn audit(config: Option<&PathBuf>, cmd: AuditCommand) -> anyhow::Resul
             eprintln!("exported {count} entries");
         }
     }
+    Ok(())
+}
+
+pub async fn keys(config: Option<&PathBuf>, cmd: KeysCommand) -> anyhow::Result<()> {
+    let KeysCommand::Rotate { db } = cmd;
+    let cfg = load(config, &db)?;
+    let store = open_store(&cfg).await?;
+    let keyring = crate::startup::keyring(&cfg, store.backend())?;
+    let keys = DataKeys::new(std::sync::Arc::new(keyring), store.clone());
+    let count = keys.rotate(now_ms()).await?;
+    let tx = store.begin().await?;
+    let event = Event::new(
+        None,
+        "keys.rotate",
+        "key_encryption_key",
+        Some(keys.active_kek().to_string()),
+    )
+    .with_detail(serde_json::json!({"rewrapped": count}));
+    commit_with_audit(tx, event).await?;
+    println!(
+        "re-wrapped {count} data keys under key-encryption key '{}'",
+        keys.active_kek()
+    );
     Ok(())
 }

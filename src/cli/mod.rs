@@ -16,7 +16,7 @@ use crate::store::Store;
 use crate::{demo, telemetry};
 
 mod admin;
-use admin::{AuditCommand, TokenCommand, UserCommand};
+use admin::{AuditCommand, KeysCommand, TokenCommand, UserCommand};
 
 /// Wardline: care-team messaging for hospitals.
 #[derive(Parser, Debug)]
@@ -46,6 +46,9 @@ enum Command {
     /// Verify or export the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 #[derive(Args, Debug, Default, Serialize)]
@@ -147,6 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => admin::token(cli.config.as_ref(), cmd).await,
         Command::User(cmd) => admin::user(cli.config.as_ref(), cmd).await,
         Command::Audit(cmd) => admin::audit(cli.config.as_ref(), cmd).await,
+        Command::Keys(cmd) => admin::keys(cli.config.as_ref(), cmd).await,
     }
 }
 

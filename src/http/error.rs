@@ -39,7 +39,7 @@ impl Error {
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Database(e) if is_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Database(_) | Error::Internal(_) | Error::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -57,6 +57,7 @@ impl Error {
             Error::UnsupportedMediaType => "unsupported-media-type",
             Error::Database(_) => "storage",
             Error::Internal(_) => "internal",
+            Error::Crypto(_) => "undecryptable",
         }
     }
 
@@ -67,6 +68,7 @@ impl Error {
             match self {
                 Error::Database(e) => tracing::error!(error = %e, "database error"),
                 Error::Internal(e) => tracing::error!(error = %e, "internal error"),
+                Error::Crypto(e) => tracing::error!(error = %e, "decryption failed"),
                 _ => {}
             }
         }

@@ -86,6 +86,9 @@ pub async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempD
     }
 }
 
+/// Base64 of 32 bytes: the key-encryption key of every test server.
+pub const TEST_KEK: &str = "dGVzdC1rZWstMzItYnl0ZXMtbG9uZy0tLS0tLS0tLS0=";
+
 /// Test configuration: port 0, small limits where tests probe them.
 pub fn test_config(database_url: &str) -> Config {
     let mut cfg = Config {
@@ -95,6 +98,9 @@ pub fn test_config(database_url: &str) -> Config {
         ..Config::default()
     };
     cfg.limits.max_request_bytes = 64 * 1024;
+    cfg.keys.keks.insert("test-kek".into(), Secret::new(TEST_KEK));
+    // Nothing may be written to the working directory.
+    cfg.data_dir = "/nonexistent-wardline-test-dir".into();
     cfg.limits.max_message_chars = 4000;
     cfg
 }
@@ -111,7 +117,14 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Starts another server on an existing database (a second node of a cluster).
 pub async fn spawn_node(url: &str) -> TestApp {
-    let app = Application::build(test_config(url)).await.expect("server builds");
+    spawn_node_with(url, |_| {}).await
+}
+
+/// Like [`spawn_node`], with configuration changes.
+pub async fn spawn_node_with(url: &str, change: impl FnOnce(&mut Config)) -> TestApp {
+    let mut cfg = test_config(url);
+    change(&mut cfg);
+    let app = Application::build(cfg).await.expect("server builds");
     let addr = app.local_addr();
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod chat_rest;
 mod cluster;
+mod encryption;
 mod ops;
 mod process;
 mod rooms;
