@@ -35,6 +35,8 @@ pub struct Config {
     pub limits: Limits,
     /// Key-encryption keys for encryption at rest.
     pub keys: KeysConfig,
+    /// Pre-send data-loss-prevention checks.
+    pub dlp: crate::chat::dlp::DlpConfig,
 }
 
 /// Key-encryption keys (KEKs). Each is base64 of 32 random bytes, named by an id that is stored
@@ -102,6 +104,7 @@ impl Default for Config {
             log_level: "info".into(),
             limits: Limits::default(),
             keys: KeysConfig::default(),
+            dlp: Default::default(),
         }
     }
 }
@@ -143,6 +146,7 @@ impl fmt::Debug for Config {
             .field("log_level", &self.log_level)
             .field("limits", &self.limits)
             .field("keys", &self.keys)
+            .field("dlp", &self.dlp)
             .finish()
     }
 }

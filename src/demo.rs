@@ -202,6 +202,7 @@ async fn seed(store: &Store, chat: &Chat, fx: &Fixtures, now: i64) -> anyhow::Re
             body: m.body.clone(),
             priority: m.priority,
             idempotency_key: None,
+            confirm_dlp: true,
         };
         chat.send(who, draft).await?;
     }

@@ -25,6 +25,12 @@ pub enum Error {
     /// The request was read but its content is not acceptable (422).
     #[error("{0}")]
     Invalid(String),
+    /// The message looks like it contains sensitive data; resend with `confirm_dlp` (422).
+    #[error("the message appears to contain: {}; check it, then resend with confirm_dlp = true to send it anyway", .0.join(", "))]
+    DlpWarning(Vec<String>),
+    /// The message contains data this room does not accept (422).
+    #[error("the message was not sent: it appears to contain {}, which this room does not accept", .0.join(", "))]
+    DlpBlocked(Vec<String>),
     /// The request conflicts with the current state, e.g. a reused idempotency key (409).
     #[error("{0}")]
     Conflict(String),

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::audit::sink::AuditSink;
 use crate::auth::UsageLog;
 use crate::chat::bus::Bus;
+use crate::chat::dlp::Scanner;
 use crate::chat::hub::Hub;
 use crate::chat::{Chat, receipts};
 use crate::clock::{Clock, SystemClock};
@@ -94,6 +95,7 @@ impl Application {
             config.limits.clone(),
             audit.clone(),
             keys,
+            Scanner::new(&config.dlp).map_err(anyhow::Error::msg)?,
         ));
         let listener = TcpListener::bind(config.http_addr)
             .await

@@ -21,6 +21,9 @@ pub enum ClientFrame {
         priority: Option<Priority>,
         /// Client-chosen unique key for this message.
         idempotency_key: String,
+        /// Send even though the DLP check warned.
+        #[serde(default)]
+        confirm_dlp: bool,
     },
     /// Mark a message read.
     Read {
@@ -108,6 +111,8 @@ pub enum ServerFrame {
     },
     /// A client frame failed; carries problem details.
     Error {
+        /// The problem-details type URN, e.g. `urn:wardline:problem:dlp-warning`.
+        problem: String,
         /// HTTP-equivalent status.
         status: u16,
         /// Short title.
@@ -133,7 +138,7 @@ impl ServerFrame {
     /// Serialises the frame once so fan-out can share the text between connections.
     pub fn to_json(&self) -> std::sync::Arc<str> {
         serde_json::to_string(self)
-            .unwrap_or_else(|_| r#"{"type":"error","status":500,"title":"serialisation failed","detail":"","idempotency_key":null}"#.into())
+            .unwrap_or_else(|_| r#"{"type":"error","problem":"urn:wardline:problem:internal","status":500,"title":"serialisation failed","detail":"","idempotency_key":null}"#.into())
             .into()
     }
 }

@@ -2,6 +2,7 @@
 //! WebSocket connections on this node and, through PostgreSQL, on every other node.
 
 pub mod bus;
+pub mod dlp;
 pub mod frames;
 pub mod history;
 pub mod hub;

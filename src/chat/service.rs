@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::bus::{Bus, Target};
+use super::dlp::{Scanner, Verdict};
 use super::frames::ServerFrame;
 use super::history::body_aad;
 use super::model::{Ack, Message, MessageKind, Priority, Receipt, RoomStatus, from_ms, to_ms};
@@ -31,6 +32,7 @@ pub struct Chat {
     pub(crate) limits: Limits,
     pub(crate) audit: AuditSink,
     pub(crate) keys: Arc<DataKeys>,
+    pub(crate) dlp: Scanner,
 }
 
 /// A message as submitted by a client.
@@ -44,6 +46,8 @@ pub struct Draft {
     pub priority: Priority,
     /// Client key that makes retries safe.
     pub idempotency_key: Option<String>,
+    /// The sender saw the DLP warning and sends anyway.
+    pub confirm_dlp: bool,
 }
 
 /// A page of history, newest first, with the cursor for the next (older) page.
@@ -73,6 +77,7 @@ impl Chat {
         limits: Limits,
         audit: AuditSink,
         keys: Arc<DataKeys>,
+        dlp: Scanner,
     ) -> Self {
         Self {
             store,
@@ -81,6 +86,28 @@ impl Chat {
             limits,
             audit,
             keys,
+            dlp,
+        }
+    }
+
+    /// Records a DLP refusal (kinds only, never the text) and returns it.
+    async fn dlp_refusal(&self, who: &Principal, room_id: Uuid, action: &str, refusal: Error) -> Error {
+        let kinds = match &refusal {
+            Error::DlpWarning(k) | Error::DlpBlocked(k) => k.clone(),
+            _ => Vec::new(),
+        };
+        let detail = json!({"room_id": room_id, "dlp": {"action": action, "kinds": kinds}});
+        match self
+            .audit
+            .record(
+                who.event("message.send", "room", room_id)
+                    .failed()
+                    .with_detail(detail),
+            )
+            .await
+        {
+            Ok(()) => refusal,
+            Err(e) => e,
         }
     }
 
@@ -152,6 +179,23 @@ impl Chat {
                 room.status.as_str()
             )));
         }
+        let (body, dlp) = match self.dlp.check(room.kind, body, draft.confirm_dlp) {
+            Verdict::Pass => (body.to_string(), None),
+            Verdict::Redacted(text, kinds) => (text, Some(json!({"action": "redacted", "kinds": kinds}))),
+            Verdict::NeedsConfirmation(kinds) => {
+                drop(tx);
+                return Err(self
+                    .dlp_refusal(who, room.id, "warned", Error::DlpWarning(kinds))
+                    .await);
+            }
+            Verdict::Blocked(kinds) => {
+                drop(tx);
+                return Err(self
+                    .dlp_refusal(who, room.id, "blocked", Error::DlpBlocked(kinds))
+                    .await);
+            }
+        };
+        let body = body.as_str();
         let (key_id, cipher) = self.keys.for_scope(&mut tx, &room_scope(room.id), now).await?;
         let sealed = crypto::seal(
             &cipher,
@@ -184,9 +228,10 @@ impl Chat {
             }
             return Err(e);
         }
-        let event = who
-            .event("message.send", "message", id)
-            .with_detail(json!({"room_id": room.id, "priority": draft.priority.as_str()}));
+        let event = who.event("message.send", "message", id).with_detail(match dlp {
+            None => json!({"room_id": room.id, "priority": draft.priority.as_str()}),
+            Some(d) => json!({"room_id": room.id, "priority": draft.priority.as_str(), "dlp": d}),
+        });
         audit::append(&mut tx, &[event], now).await?;
         tx.commit().await?;
         metrics::counter!("wardline_messages_stored_total", "priority" => draft.priority.as_str())

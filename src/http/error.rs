@@ -34,7 +34,9 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Invalid(_) | Error::DlpWarning(_) | Error::DlpBlocked(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -52,6 +54,8 @@ impl Error {
             Error::BadRequest(_) => "bad-request",
             Error::MethodNotAllowed => "method-not-allowed",
             Error::Invalid(_) => "invalid",
+            Error::DlpWarning(_) => "dlp-warning",
+            Error::DlpBlocked(_) => "dlp-blocked",
             Error::Conflict(_) => "conflict",
             Error::PayloadTooLarge => "payload-too-large",
             Error::UnsupportedMediaType => "unsupported-media-type",

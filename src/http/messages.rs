@@ -26,6 +26,9 @@ pub struct PostMessage {
     pub priority: Option<Priority>,
     /// Makes retries safe; the `Idempotency-Key` header may be used instead.
     pub idempotency_key: Option<String>,
+    /// Send even though the DLP check warned (after the sender has reviewed the text).
+    #[serde(default)]
+    pub confirm_dlp: bool,
 }
 
 /// Posts a message. Returns 201 once durably stored; a retry with the same idempotency key and
@@ -66,6 +69,7 @@ pub async fn send(
         body: req.body,
         priority: req.priority.unwrap_or(Priority::Routine),
         idempotency_key,
+        confirm_dlp: req.confirm_dlp,
     };
     let (message, outcome) = state.chat.send(&who, draft).await?;
     let mut resp = match outcome {

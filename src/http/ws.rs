@@ -169,12 +169,14 @@ async fn handle_client_frame(state: &AppState, who: &Principal, text: &str) -> O
             body,
             priority,
             idempotency_key,
+            confirm_dlp,
         } => {
             let draft = Draft {
                 room_id,
                 body,
                 priority: priority.unwrap_or(Priority::Routine),
                 idempotency_key: Some(idempotency_key.clone()),
+                confirm_dlp,
             };
             Some(match state.chat.send(who, draft).await {
                 Ok((m, outcome)) => ServerFrame::Sent {
@@ -210,6 +212,7 @@ async fn handle_client_frame(state: &AppState, who: &Principal, text: &str) -> O
 fn error_frame(e: &Error, idempotency_key: Option<String>) -> ServerFrame {
     let p = e.problem();
     ServerFrame::Error {
+        problem: p.kind,
         status: p.status,
         title: p.title,
         detail: p.detail,

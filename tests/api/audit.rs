@@ -35,7 +35,7 @@ async fn actions_are_audited_without_content(app: &TestApp) {
         .post(
             &alice.token,
             &format!("/api/v1/rooms/{room}/messages"),
-            &json!({"body": secret, "priority": "stat"}),
+            &json!({"body": secret, "priority": "stat", "confirm_dlp": true}),
         )
         .await;
     let msg: Value = r.json().await.unwrap();

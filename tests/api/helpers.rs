@@ -107,8 +107,13 @@ pub fn test_config(database_url: &str) -> Config {
 
 /// Starts a server on a fresh database with a bootstrap admin.
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Like [`spawn_app`], with configuration changes.
+pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Config)) -> TestApp {
     let (url, dir, pg_database) = fresh_database(backend).await;
-    let mut app = spawn_node(&url).await;
+    let mut app = spawn_node_with(&url, change).await;
     app._dir = dir;
     app.pg_database = pg_database;
     app.admin_token = bootstrap_admin(&url).await;

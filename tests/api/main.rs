@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod chat_rest;
 mod cluster;
+mod dlp;
 mod encryption;
 mod ops;
 mod process;
