@@ -59,6 +59,7 @@ impl Chat {
 
     /// Messages after stream position `after_seq` in all of the user's rooms, oldest first.
     pub async fn missed(&self, who: &Principal, after_seq: i64, limit: u32) -> Result<Vec<Message>> {
+        self.require_clinical(who, "message.catch_up").await?;
         let recs = messages::after_for_user(self.store.reader(), who.user_id, after_seq, limit).await?;
         if !recs.is_empty() {
             let event = who

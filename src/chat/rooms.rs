@@ -44,6 +44,7 @@ pub enum Opened {
 impl Chat {
     /// Rooms the caller belongs to.
     pub async fn rooms(&self, who: &Principal) -> Result<Vec<Room>> {
+        self.require_clinical(who, "room.list").await?;
         let list = rooms::rooms_for_user(self.store.reader(), who.user_id).await?;
         let event = who
             .event("room.list", "user", who.user_id)
@@ -82,8 +83,12 @@ impl Chat {
         others.dedup();
         let mut direct_key = None;
         let (name, role_key) = match req.kind {
-            RoomKind::CareTeam => (required_name(req.name.as_deref())?, None),
+            RoomKind::CareTeam => {
+                self.require_clinical(who, "room.create").await?;
+                (required_name(req.name.as_deref())?, None)
+            }
             RoomKind::Direct => {
+                self.require_clinical(who, "room.create").await?;
                 let [other] = others[..] else {
                     return Err(Error::Invalid(
                         "a direct room has exactly one other member".into(),

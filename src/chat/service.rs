@@ -12,7 +12,7 @@ use super::frames::ServerFrame;
 use super::history::body_aad;
 use super::model::{Ack, Message, MessageKind, Priority, Receipt, RoomStatus, from_ms, to_ms};
 use crate::audit::sink::AuditSink;
-use crate::auth::Principal;
+use crate::auth::{Principal, Role};
 use crate::clock::Clock;
 use crate::config::Limits;
 use crate::crypto::{
@@ -124,8 +124,22 @@ impl Chat {
         to_ms(self.clock.now())
     }
 
+    /// Chat is for clinicians and schedulers; auditors, admins and integration accounts do not
+    /// read conversations (least privilege). A refusal is audited.
+    pub async fn require_clinical(&self, who: &Principal, action: &str) -> Result<()> {
+        if who.has(Role::Clinician) || who.has(Role::Scheduler) {
+            return Ok(());
+        }
+        let event = crate::audit::Event::new(Some(who.user_id), action, "chat", None)
+            .from_source(who.source.as_deref())
+            .failed();
+        self.audit.record(event).await?;
+        Err(Error::Forbidden("chat is for clinicians and schedulers".into()))
+    }
+
     /// Fails unless `who` is a member of the room (404 for an unknown room, 403 otherwise).
     pub async fn require_member(&self, who: &Principal, room_id: Uuid) -> Result<()> {
+        self.require_clinical(who, "room.access").await?;
         if rooms::is_member(self.store.reader(), room_id, who.user_id).await? {
             return Ok(());
         }
@@ -155,6 +169,7 @@ impl Chat {
                 "idempotency key must be 1 to 200 characters".into(),
             ));
         }
+        self.require_clinical(who, "message.send").await?;
         let request_hash = request_hash(draft.room_id, draft.priority, body);
         let id = Uuid::now_v7();
         let now = self.now_ms();

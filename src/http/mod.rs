@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod break_glass;
 pub mod error;
 pub mod extract;
 pub mod messages;
@@ -76,6 +77,9 @@ pub fn router(state: AppState) -> Router {
             "/rooms/{room_id}/messages",
             get(messages::history).post(messages::send),
         )
+        .route("/rooms/{room_id}/break-glass", post(break_glass::request))
+        .route("/break-glass", get(break_glass::list))
+        .route("/break-glass/{grant_id}/review", post(break_glass::review))
         .route("/messages", get(messages::sync))
         .route("/messages/{message_id}/read", post(messages::read))
         .route("/messages/{message_id}/ack", post(messages::ack))

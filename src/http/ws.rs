@@ -43,6 +43,7 @@ pub async fn upgrade(
     ApiQuery(q): ApiQuery<WsQuery>,
     ws: WebSocketUpgrade,
 ) -> Result<Response> {
+    state.chat.require_clinical(&who, "ws.connect").await?;
     let after = match q.after {
         Some(id) => Some(state.chat.position_of(&who, id).await?),
         None => None,

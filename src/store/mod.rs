@@ -8,6 +8,7 @@
 //! before it is acknowledged. PostgreSQL uses one pool for both.
 
 pub mod audit;
+pub mod break_glass;
 pub mod keys;
 pub mod messages;
 pub mod patients;
