@@ -67,6 +67,8 @@ pub struct Limits {
     pub ws_queue: usize,
     /// Largest page size for history queries.
     pub max_page: u32,
+    /// Largest attachment in bytes.
+    pub max_attachment_bytes: usize,
 }
 
 impl Default for Limits {
@@ -77,6 +79,7 @@ impl Default for Limits {
             max_ws_frame_bytes: 256 * 1024,
             ws_queue: 1024,
             max_page: 200,
+            max_attachment_bytes: 10 * 1024 * 1024,
         }
     }
 }

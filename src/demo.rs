@@ -203,6 +203,7 @@ async fn seed(store: &Store, chat: &Chat, fx: &Fixtures, now: i64) -> anyhow::Re
             priority: m.priority,
             idempotency_key: None,
             confirm_dlp: true,
+            attachment_ids: Vec::new(),
         };
         chat.send(who, draft).await?;
     }

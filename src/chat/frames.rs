@@ -24,6 +24,9 @@ pub enum ClientFrame {
         /// Send even though the DLP check warned.
         #[serde(default)]
         confirm_dlp: bool,
+        /// Attachments uploaded beforehand over REST.
+        #[serde(default)]
+        attachment_ids: Vec<Uuid>,
     },
     /// Mark a message read.
     Read {

@@ -9,20 +9,17 @@ use crate::auth::Principal;
 use crate::crypto::{self, datakeys::DataKeys};
 use crate::error::{Error, Result};
 use crate::store::messages::{self, MessageRecord};
-use crate::store::{Store, parse_id};
+use crate::store::{Store, attachments, parse_id};
 
 impl Chat {
+    /// Opens one stored message with its acknowledgements and attachments.
     pub(crate) async fn decorate(&self, rec: MessageRecord) -> Result<Message> {
-        let mut message = open(&self.keys, rec).await?;
-        if message.requires_ack {
-            message.acks =
-                messages::acks_in_range(self.store.reader(), message.room_id, message.seq, message.seq)
-                    .await?
-                    .into_iter()
-                    .map(|(_, ack)| ack)
-                    .collect();
-        }
-        Ok(message)
+        let mut items = vec![open(&self.keys, rec).await?];
+        let room = items[0].room_id;
+        decorate_page(&self.store, &self.keys, room, &mut items).await?;
+        items
+            .pop()
+            .ok_or_else(|| Error::Internal("message vanished".into()))
     }
 
     /// A page of a room's history, newest first. `before` is the cursor from the previous page.
@@ -48,7 +45,7 @@ impl Chat {
         for rec in recs.into_iter().take(limit as usize) {
             items.push(open(&self.keys, rec).await?);
         }
-        attach_acks(&self.store, room_id, &mut items).await?;
+        decorate_page(&self.store, &self.keys, room_id, &mut items).await?;
         let next_cursor = if more {
             items.last().map(|m| m.seq.to_string())
         } else {
@@ -114,23 +111,30 @@ pub async fn load_message(store: &Store, keys: &DataKeys, id: Uuid) -> Result<Op
     };
     let mut items = vec![open(keys, rec).await?];
     let room = items[0].room_id;
-    attach_acks(store, room, &mut items).await?;
+    decorate_page(store, keys, room, &mut items).await?;
     Ok(items.pop())
 }
 
-async fn attach_acks(store: &Store, room_id: Uuid, items: &mut [Message]) -> Result<()> {
+/// Adds acknowledgements and attachments to messages of one room (two queries per page).
+async fn decorate_page(store: &Store, keys: &DataKeys, room_id: Uuid, items: &mut [Message]) -> Result<()> {
     let (Some(min), Some(max)) = (
         items.iter().map(|m| m.seq).min(),
         items.iter().map(|m| m.seq).max(),
     ) else {
         return Ok(());
     };
-    if !items.iter().any(|m| m.requires_ack) {
-        return Ok(());
+    if items.iter().any(|m| m.requires_ack) {
+        for (message_id, ack) in messages::acks_in_range(store.reader(), room_id, min, max).await? {
+            if let Some(m) = items.iter_mut().find(|m| m.id == message_id) {
+                m.acks.push(ack);
+            }
+        }
     }
-    for (message_id, ack) in messages::acks_in_range(store.reader(), room_id, min, max).await? {
-        if let Some(m) = items.iter_mut().find(|m| m.id == message_id) {
-            m.acks.push(ack);
+    let metas = attachments::for_messages(store.reader(), &room_id.to_string(), min, max).await?;
+    for (message_id, info) in super::attachments::infos(keys, metas).await? {
+        let message_id = message_id.as_deref().map(parse_id).transpose()?;
+        if let Some(m) = items.iter_mut().find(|m| Some(m.id) == message_id) {
+            m.attachments.push(info);
         }
     }
     Ok(())
@@ -163,5 +167,6 @@ pub(crate) async fn open(keys: &DataKeys, rec: MessageRecord) -> Result<Message>
         created_at: from_ms(rec.created_at),
         requires_ack: priority.requires_ack(),
         acks: Vec::new(),
+        attachments: Vec::new(),
     })
 }

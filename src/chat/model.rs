@@ -177,6 +177,9 @@ pub struct Message {
     pub requires_ack: bool,
     /// Acknowledgements so far.
     pub acks: Vec<Ack>,
+    /// Files attached to it.
+    #[serde(default)]
+    pub attachments: Vec<super::attachments::AttachmentInfo>,
 }
 
 /// Delivery and read state of one message for one recipient.

@@ -21,7 +21,7 @@ use crate::crypto::{
 };
 use crate::error::{Error, Result};
 use crate::store::messages::{self, MessageRecord, NewMessage};
-use crate::store::{Store, audit, rooms};
+use crate::store::{Store, attachments, audit, rooms};
 use serde_json::json;
 
 /// The chat core, shared by REST and WebSocket handlers.
@@ -48,6 +48,8 @@ pub struct Draft {
     pub idempotency_key: Option<String>,
     /// The sender saw the DLP warning and sends anyway.
     pub confirm_dlp: bool,
+    /// Attachments uploaded to the room by the sender, to carry with this message.
+    pub attachment_ids: Vec<Uuid>,
 }
 
 /// A page of history, newest first, with the cursor for the next (older) page.
@@ -170,7 +172,7 @@ impl Chat {
             ));
         }
         self.require_clinical(who, "message.send").await?;
-        let request_hash = request_hash(draft.room_id, draft.priority, body);
+        let request_hash = request_hash(draft.room_id, draft.priority, body, &draft.attachment_ids);
         let id = Uuid::now_v7();
         let now = self.now_ms();
 
@@ -248,6 +250,21 @@ impl Chat {
             Some(d) => json!({"room_id": room.id, "priority": draft.priority.as_str(), "dlp": d}),
         });
         audit::append(&mut tx, &[event], now).await?;
+        for a in &draft.attachment_ids {
+            if !attachments::link(
+                &mut tx,
+                &a.to_string(),
+                &room.id.to_string(),
+                &who.user_id.to_string(),
+                &id.to_string(),
+            )
+            .await?
+            {
+                return Err(Error::Invalid(format!(
+                    "attachment {a} is not an unattached upload of yours in this room"
+                )));
+            }
+        }
         tx.commit().await?;
         metrics::counter!("wardline_messages_stored_total", "priority" => draft.priority.as_str())
             .increment(1);
@@ -263,7 +280,18 @@ impl Chat {
             created_at: from_ms(now),
             requires_ack: draft.priority.requires_ack(),
             acks: Vec::new(),
+            attachments: Vec::new(),
         };
+        let mut message = message;
+        if !draft.attachment_ids.is_empty() {
+            let metas =
+                attachments::for_messages(self.store.reader(), &room.id.to_string(), seq, seq).await?;
+            message.attachments = super::attachments::infos(&self.keys, metas)
+                .await?
+                .into_iter()
+                .map(|(_, i)| i)
+                .collect();
+        }
         self.fan_out(&message).await;
         Ok((message, SendOutcome::Created))
     }
@@ -360,10 +388,13 @@ impl Chat {
 }
 
 /// Identifies the content of a send, so a retry can be told from a reused key.
-fn request_hash(room_id: Uuid, priority: Priority, body: &str) -> String {
+fn request_hash(room_id: Uuid, priority: Priority, body: &str, attachments: &[Uuid]) -> String {
     let mut h = Sha256::new();
     h.update(room_id.as_bytes());
     h.update(priority.as_str().as_bytes());
     h.update(body.as_bytes());
+    for a in attachments {
+        h.update(a.as_bytes());
+    }
     hex::encode(h.finalize())
 }

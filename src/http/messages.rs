@@ -29,6 +29,9 @@ pub struct PostMessage {
     /// Send even though the DLP check warned (after the sender has reviewed the text).
     #[serde(default)]
     pub confirm_dlp: bool,
+    /// Attachments you uploaded to this room, to carry with the message.
+    #[serde(default)]
+    pub attachment_ids: Vec<Uuid>,
 }
 
 /// Posts a message. Returns 201 once durably stored; a retry with the same idempotency key and
@@ -70,6 +73,7 @@ pub async fn send(
         priority: req.priority.unwrap_or(Priority::Routine),
         idempotency_key,
         confirm_dlp: req.confirm_dlp,
+        attachment_ids: req.attachment_ids,
     };
     let (message, outcome) = state.chat.send(&who, draft).await?;
     let mut resp = match outcome {

@@ -2,6 +2,7 @@
 //! [`AppState`] every handler receives through `with_state`.
 
 pub mod admin;
+pub mod attachments;
 pub mod audit;
 pub mod break_glass;
 pub mod error;
@@ -80,6 +81,11 @@ pub fn router(state: AppState) -> Router {
         .route("/rooms/{room_id}/break-glass", post(break_glass::request))
         .route("/break-glass", get(break_glass::list))
         .route("/break-glass/{grant_id}/review", post(break_glass::review))
+        .route(
+            "/rooms/{room_id}/attachments",
+            post(attachments::upload).layer(DefaultBodyLimit::max(state.config.limits.max_attachment_bytes)),
+        )
+        .route("/attachments/{attachment_id}", get(attachments::download))
         .route("/messages", get(messages::sync))
         .route("/messages/{message_id}/read", post(messages::read))
         .route("/messages/{message_id}/ack", post(messages::ack))

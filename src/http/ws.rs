@@ -171,6 +171,7 @@ async fn handle_client_frame(state: &AppState, who: &Principal, text: &str) -> O
             priority,
             idempotency_key,
             confirm_dlp,
+            attachment_ids,
         } => {
             let draft = Draft {
                 room_id,
@@ -178,6 +179,7 @@ async fn handle_client_frame(state: &AppState, who: &Principal, text: &str) -> O
                 priority: priority.unwrap_or(Priority::Routine),
                 idempotency_key: Some(idempotency_key.clone()),
                 confirm_dlp,
+                attachment_ids,
             };
             Some(match state.chat.send(who, draft).await {
                 Ok((m, outcome)) => ServerFrame::Sent {

@@ -7,6 +7,7 @@
 //! `SQLITE_BUSY`) and a pool of readers; WAL and `synchronous=FULL` make every commit durable
 //! before it is acknowledged. PostgreSQL uses one pool for both.
 
+pub mod attachments;
 pub mod audit;
 pub mod break_glass;
 pub mod keys;

@@ -102,6 +102,7 @@ pub fn test_config(database_url: &str) -> Config {
     // Nothing may be written to the working directory.
     cfg.data_dir = "/nonexistent-wardline-test-dir".into();
     cfg.limits.max_message_chars = 4000;
+    cfg.limits.max_attachment_bytes = 256 * 1024;
     cfg
 }
 

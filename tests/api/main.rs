@@ -4,6 +4,7 @@
 mod helpers;
 
 mod access;
+mod attachments;
 mod audit;
 mod auth;
 mod chat_rest;
