@@ -30,8 +30,11 @@ pub struct AttachmentInfo {
     pub size: i64,
 }
 
+/// Recognises a file type from its content.
+type Sniffer = fn(&[u8]) -> bool;
+
 /// Accepted types and how their content is recognised.
-const TYPES: &[(&str, fn(&[u8]) -> bool)] = &[
+const TYPES: &[(&str, Sniffer)] = &[
     ("image/png", |b| b.starts_with(b"\x89PNG\r\n\x1a\n")),
     ("image/jpeg", |b| b.starts_with(&[0xFF, 0xD8, 0xFF])),
     ("application/pdf", |b| b.starts_with(b"%PDF-")),
