@@ -37,6 +37,8 @@ pub struct Config {
     pub keys: KeysConfig,
     /// Pre-send data-loss-prevention checks.
     pub dlp: crate::chat::dlp::DlpConfig,
+    /// Retention periods and the purge job.
+    pub retention: crate::chat::retention::RetentionConfig,
 }
 
 /// Key-encryption keys (KEKs). Each is base64 of 32 random bytes, named by an id that is stored
@@ -108,6 +110,7 @@ impl Default for Config {
             limits: Limits::default(),
             keys: KeysConfig::default(),
             dlp: Default::default(),
+            retention: Default::default(),
         }
     }
 }
@@ -150,6 +153,7 @@ impl fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("keys", &self.keys)
             .field("dlp", &self.dlp)
+            .field("retention", &self.retention)
             .finish()
     }
 }

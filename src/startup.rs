@@ -16,6 +16,7 @@ use crate::auth::UsageLog;
 use crate::chat::bus::Bus;
 use crate::chat::dlp::Scanner;
 use crate::chat::hub::Hub;
+use crate::chat::retention::spawn_purge_job;
 use crate::chat::{Chat, receipts};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -97,6 +98,9 @@ impl Application {
             keys,
             Scanner::new(&config.dlp).map_err(anyhow::Error::msg)?,
         ));
+        if let Some(job) = spawn_purge_job(chat.clone(), config.retention.clone(), shutdown.clone()) {
+            background.push(job);
+        }
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding HTTP to {}", config.http_addr))?;

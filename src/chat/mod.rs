@@ -10,6 +10,7 @@ pub mod history;
 pub mod hub;
 pub mod model;
 pub mod receipts;
+pub mod retention;
 pub mod rooms;
 pub mod service;
 

@@ -119,6 +119,18 @@ impl DataKeys {
         Ok(done)
     }
 
+    /// Forgets a destroyed scope's key on this node.
+    pub fn forget_scope(&self, scope: &str) {
+        if let Some(id) = self
+            .scopes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(scope)
+        {
+            self.keyring.forget(&id);
+        }
+    }
+
     /// The active KEK id.
     pub fn active_kek(&self) -> &str {
         self.keyring.active_kek()

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod messages;
 pub mod openapi;
 pub mod ops;
+pub mod retention;
 pub mod rooms;
 pub mod ws;
 
@@ -86,6 +87,10 @@ pub fn router(state: AppState) -> Router {
             post(attachments::upload).layer(DefaultBodyLimit::max(state.config.limits.max_attachment_bytes)),
         )
         .route("/attachments/{attachment_id}", get(attachments::download))
+        .route("/rooms/{room_id}/archive", post(retention::archive))
+        .route("/legal-holds", get(retention::list).post(retention::place))
+        .route("/legal-holds/{hold_id}/release", post(retention::release))
+        .route("/retention/run", post(retention::run))
         .route("/messages", get(messages::sync))
         .route("/messages/{message_id}/read", post(messages::read))
         .route("/messages/{message_id}/ack", post(messages::ack))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, attachments, audit, break_glass, error, messages, rooms, ws};
+use super::{admin, attachments, audit, break_glass, error, messages, retention, rooms, ws};
 use crate::chat::{frames, model, rooms as chat_rooms, service};
 
 /// The API description.
@@ -20,6 +20,7 @@ use crate::chat::{frames, model, rooms as chat_rooms, service};
         audit::search, audit::export, audit::verify,
         break_glass::request, break_glass::list, break_glass::review,
         attachments::upload, attachments::download,
+        retention::archive, retention::place, retention::list, retention::release, retention::run,
     ),
     components(schemas(
         error::Problem, frames::ClientFrame, frames::ServerFrame, model::Message, model::Room, model::Member,

@@ -13,6 +13,7 @@ pub mod break_glass;
 pub mod keys;
 pub mod messages;
 pub mod patients;
+pub mod retention;
 pub mod rooms;
 pub mod users;
 

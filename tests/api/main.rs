@@ -13,5 +13,6 @@ mod dlp;
 mod encryption;
 mod ops;
 mod process;
+mod retention;
 mod rooms;
 mod ws;
