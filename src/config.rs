@@ -39,6 +39,18 @@ pub struct Config {
     pub dlp: crate::chat::dlp::DlpConfig,
     /// Retention periods and the purge job.
     pub retention: crate::chat::retention::RetentionConfig,
+    /// HTTPS: serve TLS (rustls, ring) when both files are set.
+    pub tls: TlsConfig,
+}
+
+/// TLS for the HTTP listener.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key.
+    pub key_file: Option<PathBuf>,
 }
 
 /// Key-encryption keys (KEKs). Each is base64 of 32 random bytes, named by an id that is stored
@@ -71,6 +83,8 @@ pub struct Limits {
     pub max_page: u32,
     /// Largest attachment in bytes.
     pub max_attachment_bytes: usize,
+    /// Failed authentications allowed per client address per minute before 429.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -82,6 +96,7 @@ impl Default for Limits {
             ws_queue: 1024,
             max_page: 200,
             max_attachment_bytes: 10 * 1024 * 1024,
+            auth_failures_per_minute: 20,
         }
     }
 }
@@ -111,6 +126,7 @@ impl Default for Config {
             keys: KeysConfig::default(),
             dlp: Default::default(),
             retention: Default::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -154,6 +170,7 @@ impl fmt::Debug for Config {
             .field("keys", &self.keys)
             .field("dlp", &self.dlp)
             .field("retention", &self.retention)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -40,6 +40,9 @@ pub enum Error {
     /// The request body is larger than the configured limit (413).
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,
+    /// Too many failed attempts from this address; retry after this many seconds (429).
+    #[error("too many failed authentication attempts; retry in {0} s")]
+    TooManyRequests(u64),
     /// The database could not be reached or refused the operation (503: retry later).
     #[error("storage unavailable")]
     Database(#[from] sqlx::Error),

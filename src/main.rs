@@ -2,5 +2,6 @@
 #![forbid(unsafe_code)]
 
 fn main() -> std::process::ExitCode {
+    wardline::startup::install_crypto_provider();
     wardline::cli::main()
 }

@@ -2,10 +2,12 @@
 //! ask for port 0 and learn the real port before serving.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -49,12 +51,19 @@ pub fn keyring(config: &Config, backend: Backend) -> anyhow::Result<Keyring> {
     Ok(Keyring::new(&keks, &active)?)
 }
 
+/// Makes ring the process's TLS crypto provider (the only one compiled in; aws-lc and OpenSSL are
+/// kept out). Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A built, bound, not yet serving server.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     background: Vec<JoinHandle<()>>,
     node_id: Uuid,
+    tls: Option<RustlsConfig>,
 }
 
 impl Application {
@@ -65,6 +74,16 @@ impl Application {
 
     /// Connects and migrates the database, starts background workers and binds the HTTP port.
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        install_crypto_provider();
+        let tls = match (&config.tls.cert_file, &config.tls.key_file) {
+            (Some(cert), Some(key)) => Some(
+                RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| format!("loading TLS certificate {} and key", cert.display()))?,
+            ),
+            (None, None) => None,
+            _ => anyhow::bail!("tls.cert_file and tls.key_file must be set together"),
+        };
         let store = Store::connect(&config.database_url(), config.db_max_connections)
             .await
             .context("opening the database")?;
@@ -104,6 +123,10 @@ impl Application {
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding HTTP to {}", config.http_addr))?;
+        let per_minute = NonZeroU32::new(config.limits.auth_failures_per_minute).unwrap_or(NonZeroU32::MIN);
+        let auth_failures = Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+            per_minute,
+        )));
         let state = AppState {
             chat,
             store,
@@ -114,12 +137,14 @@ impl Application {
             shutdown,
             audit,
             token_usage: Arc::new(UsageLog::default()),
+            auth_failures,
         };
         Ok(Self {
             listener,
             state,
             background,
             node_id,
+            tls,
         })
     }
 
@@ -157,16 +182,37 @@ impl Application {
             listener,
             state,
             background,
+            tls,
             ..
         } = self;
         let shutdown = state.shutdown.clone();
         let store = state.store.clone();
-        let app = router(state);
-        tracing::info!(addr = %listener.local_addr()?, backend = ?store.backend(), "serving HTTP");
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .context("HTTP server")?;
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let addr = listener.local_addr()?;
+        match tls {
+            None => {
+                tracing::info!(%addr, backend = ?store.backend(), tls = false, "serving HTTP");
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                    .await
+                    .context("HTTP server")?;
+            }
+            Some(tls) => {
+                tracing::info!(%addr, backend = ?store.backend(), tls = true, "serving HTTP");
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                let token = shutdown.clone();
+                tokio::spawn(async move {
+                    token.cancelled().await;
+                    stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+                });
+                axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+                    .handle(handle)
+                    .serve(app)
+                    .await
+                    .context("HTTPS server")?;
+            }
+        }
         shutdown.cancel();
         for task in background {
             if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {

@@ -39,6 +39,7 @@ impl Error {
             }
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Database(e) if is_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) | Error::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -58,6 +59,7 @@ impl Error {
             Error::DlpBlocked(_) => "dlp-blocked",
             Error::Conflict(_) => "conflict",
             Error::PayloadTooLarge => "payload-too-large",
+            Error::TooManyRequests(_) => "rate-limited",
             Error::UnsupportedMediaType => "unsupported-media-type",
             Error::Database(_) => "storage",
             Error::Internal(_) => "internal",
@@ -101,6 +103,9 @@ impl IntoResponse for Error {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Error::TooManyRequests(secs) = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
         if matches!(self, Error::Unauthenticated) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

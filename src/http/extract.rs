@@ -73,6 +73,20 @@ async fn authenticate(parts: &Parts, state: &AppState, token: &str) -> Result<Pr
             Ok(p)
         }
         Err(Error::Unauthenticated) => {
+            // Each failure spends from the client address's budget; once it is spent the
+            // client is told when to come back instead of being answered again.
+            let peer = parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ci| ci.0.ip());
+            if let Some(ip) = peer
+                && let Err(not_until) = state.auth_failures.check_key(&ip)
+            {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                return Err(Error::TooManyRequests(wait.as_secs() + 1));
+            }
             let event = Event::new(None, "auth.login", "token", None)
                 .from_source(source(parts).as_deref())
                 .failed();

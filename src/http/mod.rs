@@ -59,6 +59,8 @@ pub struct AppState {
     pub audit: AuditSink,
     /// When each token's use was last audited.
     pub token_usage: Arc<UsageLog>,
+    /// Budget of failed authentications per client address.
+    pub auth_failures: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
 }
 
 /// Builds the router with all routes, limits and middleware.
@@ -101,7 +103,8 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/verify", get(audit::verify))
         .route("/openapi.json", get(openapi::document));
     let max_body = state.config.limits.max_request_bytes;
-    Router::new()
+    let tls = state.config.tls.cert_file.is_some();
+    let router = Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -136,7 +139,20 @@ pub fn router(state: AppState) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .with_state(state)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .with_state(state);
+    if tls {
+        // Browsers must not fall back to plain HTTP once they have seen this server over TLS.
+        router.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ))
+    } else {
+        router
+    }
 }
 
 async fn not_found() -> Error {

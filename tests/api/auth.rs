@@ -137,3 +137,31 @@ async fn token_id_of(app: &TestApp, token: &str) -> String {
         .await
         .unwrap()
 }
+
+async fn failed_logins_are_rate_limited(backend: crate::helpers::Backend) {
+    let app = crate::helpers::spawn_app_with(backend, |c| c.limits.auth_failures_per_minute = 5).await;
+    for _ in 0..5 {
+        assert_eq!(app.get("wlt_guess", "/api/v1/me").await.status(), 401);
+    }
+    let r = app.get("wlt_guess", "/api/v1/me").await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["type"],
+        "urn:wardline:problem:rate-limited"
+    );
+    // A valid token is still served; only failures spend the budget.
+    assert_eq!(app.get(&app.admin_token, "/api/v1/me").await.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_rate_limited_sqlite() {
+    failed_logins_are_rate_limited(crate::helpers::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_rate_limited_postgres() {
+    failed_logins_are_rate_limited(crate::helpers::Backend::Postgres).await;
+}

@@ -15,4 +15,5 @@ mod ops;
 mod process;
 mod retention;
 mod rooms;
+mod tls;
 mod ws;
