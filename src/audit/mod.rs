@@ -6,6 +6,7 @@
 //! Changes are audited inside the transaction that makes them; reads (which have no transaction)
 //! go through [`sink::AuditSink`], which group-commits them before the response is sent.
 
+pub mod balp;
 pub mod chain;
 pub mod sink;
 

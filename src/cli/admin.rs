@@ -72,6 +72,9 @@ pub enum AuditCommand {
         /// Output file (default: standard output).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// `ndjson` (Wardline entries) or `fhir` (FHIR R4 AuditEvent, IHE BALP).
+        #[arg(long, default_value = "ndjson", value_parser = ["ndjson", "fhir"])]
+        format: String,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -183,7 +186,7 @@ pub async fn audit(config: Option<&PathBuf>, cmd: AuditCommand) -> anyhow::Resul
                 Some(b) => anyhow::bail!("audit chain BROKEN after {} good entries: {b}", report.verified),
             }
         }
-        AuditCommand::Export { output, db } => {
+        AuditCommand::Export { output, format, db } => {
             let store = open_store(&load(config, &db)?).await?;
             let mut out: Box<dyn Write> = match &output {
                 Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
@@ -191,8 +194,11 @@ pub async fn audit(config: Option<&PathBuf>, cmd: AuditCommand) -> anyhow::Resul
             };
             let count = chain::for_each_page(&store, |page| {
                 for e in page {
-                    let line =
-                        serde_json::to_string(e).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+                    let line = if format == "fhir" {
+                        crate::audit::balp::audit_event(e).to_string()
+                    } else {
+                        serde_json::to_string(e).map_err(|e| crate::error::Error::Internal(e.to_string()))?
+                    };
                     writeln!(out, "{line}").map_err(|e| crate::error::Error::Internal(e.to_string()))?;
                 }
                 Ok(())

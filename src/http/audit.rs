@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::Problem;
 use super::extract::ApiQuery;
+use crate::audit::balp;
 use crate::audit::chain::{self, Report};
 use crate::audit::{Entry, Event};
 use crate::auth::{Principal, Role};
@@ -98,22 +99,54 @@ pub async fn search(
     Ok(Json(AuditPage { items, next_before }))
 }
 
-/// The whole trail as NDJSON, oldest first (auditors only).
-#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit",
-    responses((status = 200, description = "application/x-ndjson, one entry per line"), (status = 403, body = Problem)),
+/// Export format.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// `ndjson` (default: Wardline entries) or `fhir` (FHIR R4 AuditEvent per line, IHE BALP).
+    pub format: Option<String>,
+}
+
+/// The whole trail, oldest first, one entry per line (auditors only).
+#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(ExportQuery),
+    responses((status = 200, description = "application/x-ndjson or application/fhir+ndjson"), (status = 400, body = Problem),
+              (status = 403, body = Problem)),
     security(("bearer" = [])))]
-pub async fn export(State(state): State<AppState>, who: Principal) -> Result<impl IntoResponse> {
+pub async fn export(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiQuery(q): ApiQuery<ExportQuery>,
+) -> Result<impl IntoResponse> {
+    let fhir = match q.format.as_deref() {
+        None | Some("ndjson") => false,
+        Some("fhir") => true,
+        Some(other) => {
+            return Err(Error::BadRequest(format!(
+                "unknown format '{other}'; use ndjson or fhir"
+            )));
+        }
+    };
     require_auditor(&state, &who, "audit.export").await?;
     let mut body = String::new();
     chain::for_each_page(&state.store, |page| {
         for e in page {
-            body.push_str(&serde_json::to_string(e).map_err(|e| Error::Internal(e.to_string()))?);
+            let line = if fhir {
+                balp::audit_event(e).to_string()
+            } else {
+                serde_json::to_string(e).map_err(|e| Error::Internal(e.to_string()))?
+            };
+            body.push_str(&line);
             body.push('\n');
         }
         Ok(())
     })
     .await?;
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body))
+    let content_type = if fhir {
+        "application/fhir+ndjson"
+    } else {
+        "application/x-ndjson"
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], body))
 }
 
 /// Recomputes the hash chain and reports the first break (auditors only).
