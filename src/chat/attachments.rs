@@ -150,13 +150,17 @@ impl Chat {
             .event("attachment.download", "attachment", id)
             .with_detail(json!({"room_id": rec.meta.room_id, "size": rec.meta.size}));
         self.audit.record(event).await?;
-        let cipher = self.keys.by_id(&rec.meta.key_id).await?;
-        let data = crypto::open(&cipher, &rec.data, &data_aad(&rec.meta.id, &rec.meta.room_id))?;
-        let mut info = infos(&self.keys, vec![rec.meta]).await?;
-        let (_, info) = info
-            .pop()
-            .ok_or_else(|| Error::Internal("attachment vanished".into()))?;
-        Ok((info, data))
+        let opened = async {
+            let cipher = self.keys.by_id(&rec.meta.key_id).await?;
+            let data = crypto::open(&cipher, &rec.data, &data_aad(&rec.meta.id, &rec.meta.room_id))?;
+            let mut info = infos(&self.keys, vec![rec.meta]).await?;
+            let (_, info) = info
+                .pop()
+                .ok_or_else(|| Error::Internal("attachment vanished".into()))?;
+            Ok((info, data))
+        }
+        .await;
+        self.integrity(who, "attachment", id, opened).await
     }
 }
 

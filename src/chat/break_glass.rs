@@ -80,6 +80,11 @@ impl Chat {
         }
         let chars = reason.chars().count();
         if !(MIN_REASON..=MAX_REASON).contains(&chars) {
+            let event = who
+                .event("room.break_glass", "room", room_id)
+                .failed()
+                .with_detail(json!({"refused": "reason"}));
+            self.audit.record(event).await?;
             return Err(Error::Invalid(format!(
                 "a reason of {MIN_REASON} to {MAX_REASON} characters is required for break-glass access"
             )));

@@ -41,11 +41,16 @@ impl Chat {
         let limit = limit.unwrap_or(50).clamp(1, self.limits.max_page);
         let recs = messages::page(self.store.reader(), room_id, before, limit + 1).await?;
         let more = recs.len() > limit as usize;
-        let mut items = Vec::with_capacity(limit as usize);
-        for rec in recs.into_iter().take(limit as usize) {
-            items.push(open(&self.keys, rec).await?);
+        let opened = async {
+            let mut items = Vec::with_capacity(limit as usize);
+            for rec in recs.into_iter().take(limit as usize) {
+                items.push(open(&self.keys, rec).await?);
+            }
+            decorate_page(&self.store, &self.keys, room_id, &mut items).await?;
+            Ok(items)
         }
-        decorate_page(&self.store, &self.keys, room_id, &mut items).await?;
+        .await;
+        let items = self.integrity(who, "room", room_id, opened).await?;
         let next_cursor = if more {
             items.last().map(|m| m.seq.to_string())
         } else {
@@ -64,11 +69,15 @@ impl Chat {
                 .with_detail(serde_json::json!({"after_seq": after_seq, "count": recs.len()}));
             self.audit.record(event).await?;
         }
-        let mut out = Vec::with_capacity(recs.len());
-        for rec in recs {
-            out.push(self.decorate(rec).await?);
+        let opened = async {
+            let mut out = Vec::with_capacity(recs.len());
+            for rec in recs {
+                out.push(self.decorate(rec).await?);
+            }
+            Ok(out)
         }
-        Ok(out)
+        .await;
+        self.integrity(who, "user", who.user_id, opened).await
     }
 
     /// The stream position of a message the user can see, used to resume after it.
@@ -85,7 +94,8 @@ impl Chat {
             .await?
             .ok_or(Error::NotFound("message"))?;
         self.require_member(who, parse_id(&rec.room_id)?).await?;
-        self.decorate(rec).await
+        let opened = self.decorate(rec).await;
+        self.integrity(who, "message", message_id, opened).await
     }
 
     /// Delivery and read state of a message for every other member.

@@ -92,6 +92,25 @@ impl Chat {
         }
     }
 
+    /// Passes `result` through; a decryption failure (tampering, unknown or destroyed key) is also
+    /// recorded in the audit trail as a failed access, since it may be an attack on stored data.
+    pub(crate) async fn integrity<T>(
+        &self,
+        who: &Principal,
+        entity_type: &str,
+        entity_id: impl ToString,
+        result: Result<T>,
+    ) -> Result<T> {
+        if let Err(Error::Crypto(reason)) = &result {
+            let event = who
+                .event("integrity.check", entity_type, entity_id.to_string())
+                .failed()
+                .with_detail(json!({"reason": reason}));
+            self.audit.record(event).await?;
+        }
+        result
+    }
+
     /// Records a DLP refusal (kinds only, never the text) and returns it.
     async fn dlp_refusal(&self, who: &Principal, room_id: Uuid, action: &str, refusal: Error) -> Error {
         let kinds = match &refusal {

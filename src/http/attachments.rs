@@ -41,13 +41,21 @@ pub async fn upload(
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<AttachmentInfo>)> {
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::PayloadTooLarge
-        } else {
-            Error::BadRequest(r.body_text())
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => {
+            let event = who
+                .event("attachment.upload", "room", room_id)
+                .failed()
+                .with_detail(serde_json::json!({"refused": r.status().as_u16()}));
+            state.audit.record(event).await?;
+            return Err(if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge
+            } else {
+                Error::BadRequest(r.body_text())
+            });
         }
-    })?;
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

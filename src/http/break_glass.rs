@@ -18,7 +18,9 @@ use crate::error::Result;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BreakGlassRequest {
-    /// The reason, 10 to 1000 characters (reviewed later by compliance).
+    /// The reason, 10 to 1000 characters (reviewed later by compliance). A missing reason is
+    /// refused like a short one, and the refusal audited.
+    #[serde(default)]
     pub reason: String,
 }
 

@@ -88,6 +88,17 @@ async fn break_glass_is_stated_visible_audited_and_reviewed(app: &TestApp) {
         403
     );
 
+    let refused: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'room.break_glass' AND outcome = 'failure' AND actor_id = $1",
+    )
+    .bind(carol.id.to_string())
+    .fetch_one(&mut app.db().await)
+    .await
+    .unwrap();
+    assert_eq!(
+        refused, 2,
+        "both refusals for a missing or short reason are audited"
+    );
     let (mut alice_ws, _) = app.ws(&alice, None).await;
     let reason = "Covering for Dr Osei, patient coding in bed 12";
     let r = app.post(&carol.token, &bg, &json!({"reason": reason})).await;

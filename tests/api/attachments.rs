@@ -92,6 +92,13 @@ async fn attachments_are_checked_sealed_and_audited(app: &TestApp) {
         .status(),
         413
     );
+    let refused: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'attachment.upload' AND outcome = 'failure'",
+    )
+    .fetch_one(&mut app.db().await)
+    .await
+    .unwrap();
+    assert_eq!(refused, 1, "the oversize upload is audited");
     assert_eq!(
         upload(app, &alice.token, &room, "empty.txt", "text/plain", Vec::new())
             .await

@@ -101,6 +101,14 @@ async fn tampering_fails_closed(app: &TestApp) {
     expect_undecryptable(app, &alice.token, &history, "integrity check failed").await;
     expect_undecryptable(app, &alice.token, "/api/v1/messages", "integrity check failed").await;
 
+    let integrity: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'integrity.check' AND outcome = 'failure'",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(integrity, 2, "each failed decryption is on the audit record");
+
     // A valid ciphertext moved to another message does not open there either.
     sqlx::query("UPDATE messages SET body = $1 WHERE id = $2")
         .bind(&original)
