@@ -80,7 +80,7 @@ async fn seed(store: &Store, members: usize) -> anyhow::Result<(Uuid, Vec<String
         users::insert_user(&mut tx, &u, 0).await?;
         rooms::add_member(&mut tx, room, u.id, MemberReason::Invited, None, 0).await?;
         tokens.push(
-            wardline::auth::issue_token(&mut tx, u.id, "bench", 0, None)
+            wardline::auth::issue_token(&mut tx, u.id, "bench", 0, None, &[])
                 .await?
                 .1,
         );

@@ -97,7 +97,7 @@ pub async fn load(store: &Store, chat: &Chat, now_ms: i64) -> anyhow::Result<Vec
         let Some(user) = users::user_by_username(store.reader(), &u.username).await? else {
             continue;
         };
-        let (_, token) = auth::issue_token(&mut tx, user.id, "demo", now_ms, None).await?;
+        let (_, token) = auth::issue_token(&mut tx, user.id, "demo", now_ms, None, &[]).await?;
         logins.push(DemoLogin {
             username: user.username,
             display_name: user.display_name,

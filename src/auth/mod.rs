@@ -117,27 +117,29 @@ pub fn generate_token() -> String {
     format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
 }
 
-/// Issues a token for a user inside the caller's transaction; returns its id and the secret,
-/// which the caller shows once.
+/// Issues a token for a user inside the caller's transaction, optionally limited to some of the
+/// user's roles; returns its id and the secret, which the caller shows once.
 pub async fn issue_token(
     conn: &mut AnyConnection,
     user_id: Uuid,
     label: &str,
     now_ms: i64,
     expires_at_ms: Option<i64>,
+    scopes: &[Role],
 ) -> Result<(Uuid, String)> {
     let token = generate_token();
     let id = Uuid::now_v7();
-    users::insert_token(
-        conn,
+    let scopes: Vec<&str> = scopes.iter().map(|r| r.as_str()).collect();
+    let new = users::NewToken {
         id,
         user_id,
-        &hash_token(&token),
+        hash: &hash_token(&token),
         label,
-        now_ms,
-        expires_at_ms,
-    )
-    .await?;
+        scopes: &scopes.join(","),
+        created_at: now_ms,
+        expires_at: expires_at_ms,
+    };
+    users::insert_token(conn, &new).await?;
     Ok((id, token))
 }
 
@@ -151,15 +153,21 @@ pub async fn authenticate(
     if !token.starts_with(TOKEN_PREFIX) {
         return Err(Error::Unauthenticated);
     }
-    let (token_id, user) = users::user_by_token_hash(store.reader(), &hash_token(token), now_ms)
+    let (token_id, scopes, user) = users::user_by_token_hash(store.reader(), &hash_token(token), now_ms)
         .await?
         .ok_or(Error::Unauthenticated)?;
     Ok(Principal {
         user_id: user.id,
         username: user.username,
         display_name: user.display_name,
-        // Unknown role names in the database grant nothing rather than failing the login.
-        roles: user.roles.iter().filter_map(|r| Role::parse(r).ok()).collect(),
+        // Unknown role names in the database grant nothing rather than failing the login; a
+        // scoped token keeps only the roles it names.
+        roles: user
+            .roles
+            .iter()
+            .filter(|r| scopes.is_empty() || scopes.split(',').any(|s| s == r.as_str()))
+            .filter_map(|r| Role::parse(r).ok())
+            .collect(),
         token_id,
         source,
     })

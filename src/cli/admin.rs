@@ -27,6 +27,9 @@ pub enum TokenCommand {
         /// Lifetime in days (default: until revoked).
         #[arg(long)]
         expires_in_days: Option<u32>,
+        /// Limit the token to some of the user's roles, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -110,6 +113,7 @@ pub async fn token(config: Option<&PathBuf>, cmd: TokenCommand) -> anyhow::Resul
             user,
             label,
             expires_in_days,
+            scopes,
             db,
         } => {
             let store = open_store(&load(config, &db)?).await?;
@@ -119,7 +123,8 @@ pub async fn token(config: Option<&PathBuf>, cmd: TokenCommand) -> anyhow::Resul
             let now = now_ms();
             let expires = expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
             let mut tx = store.begin().await?;
-            let (id, token) = auth::issue_token(&mut tx, u.id, &label, now, expires).await?;
+            let scopes = crate::http::admin::token_scopes(&u, &scopes)?;
+            let (id, token) = auth::issue_token(&mut tx, u.id, &label, now, expires, &scopes).await?;
             let event = Event::new(None, "token.issue", "token", Some(id.to_string()))
                 .with_detail(serde_json::json!({"user_id": u.id, "expires_at": expires}));
             commit_with_audit(tx, event).await?;

@@ -149,6 +149,9 @@ pub struct NewToken {
     pub label: String,
     /// Lifetime in days; absent means until revoked.
     pub expires_in_days: Option<u32>,
+    /// Limit the token to some of the user's roles (least privilege); empty means all of them.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// An issued token; the secret is shown only here.
@@ -171,16 +174,14 @@ pub async fn create_token(
     ApiJson(req): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<IssuedToken>)> {
     require_admin(&state, &who, "token.issue", "token").await?;
-    if users::user_by_id(state.store.reader(), req.user_id)
+    let user = users::user_by_id(state.store.reader(), req.user_id)
         .await?
-        .is_none()
-    {
-        return Err(Error::Invalid("user_id names no known user".into()));
-    }
+        .ok_or_else(|| Error::Invalid("user_id names no known user".into()))?;
+    let scopes = token_scopes(&user, &req.scopes)?;
     let now = state.clock.now().timestamp_millis();
     let expires = req.expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
     let mut tx = state.store.begin().await?;
-    let (id, token) = auth::issue_token(&mut tx, req.user_id, &req.label, now, expires).await?;
+    let (id, token) = auth::issue_token(&mut tx, req.user_id, &req.label, now, expires, &scopes).await?;
     let event = who
         .event("token.issue", "token", id)
         .with_detail(serde_json::json!({"user_id": req.user_id, "expires_at": expires}));
@@ -215,6 +216,21 @@ pub async fn revoke_token(
     audit::append(&mut tx, &[event], state.clock.now().timestamp_millis()).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Parses requested token scopes; each must be a role the user holds.
+pub fn token_scopes(user: &UserRecord, requested: &[String]) -> Result<Vec<Role>> {
+    requested
+        .iter()
+        .map(|s| {
+            let role = Role::parse(s)?;
+            if user.roles.iter().any(|r| r == s) {
+                Ok(role)
+            } else {
+                Err(Error::Invalid(format!("scope '{s}' is not a role of this user")))
+            }
+        })
+        .collect()
 }
 
 /// Fails with 403 unless the caller is an admin, recording the refusal in the audit trail.

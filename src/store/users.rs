@@ -105,45 +105,58 @@ pub async fn list_users(pool: &AnyPool) -> Result<Vec<UserRecord>> {
     rows.into_iter().map(UserRecord::try_from).collect()
 }
 
+/// A token to store (its hash only).
+pub struct NewToken<'a> {
+    /// Token id.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// SHA-256 of the secret.
+    pub hash: &'a str,
+    /// What it is for.
+    pub label: &'a str,
+    /// Comma-separated roles it is limited to; empty for all of the owner's roles.
+    pub scopes: &'a str,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms, if it expires.
+    pub expires_at: Option<i64>,
+}
+
 /// Stores a token's hash (never the token itself).
-pub async fn insert_token(
-    conn: &mut AnyConnection,
-    token_id: Uuid,
-    user_id: Uuid,
-    token_hash: &str,
-    label: &str,
-    now_ms: i64,
-    expires_at_ms: Option<i64>,
-) -> Result<()> {
+pub async fn insert_token(conn: &mut AnyConnection, t: &NewToken<'_>) -> Result<()> {
     sqlx::query(
-        "INSERT INTO api_tokens (id, user_id, token_hash, label, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO api_tokens (id, user_id, token_hash, label, scopes, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(token_id.to_string())
-    .bind(user_id.to_string())
-    .bind(token_hash)
-    .bind(label)
-    .bind(now_ms)
-    .bind(expires_at_ms)
+    .bind(t.id.to_string())
+    .bind(t.user_id.to_string())
+    .bind(t.hash)
+    .bind(t.label)
+    .bind(t.scopes)
+    .bind(t.created_at)
+    .bind(t.expires_at)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Resolves a token hash to its id and an active user, if the token is valid at `now_ms`.
+/// Resolves a token hash to its id, its scopes and an active user, if the token is valid at
+/// `now_ms`.
 pub async fn user_by_token_hash(
     pool: &AnyPool,
     token_hash: &str,
     now_ms: i64,
-) -> Result<Option<(Uuid, UserRecord)>> {
+) -> Result<Option<(Uuid, String, UserRecord)>> {
     #[derive(FromRow)]
     struct Row {
         token_id: String,
+        scopes: String,
         #[sqlx(flatten)]
         user: UserRow,
     }
     let row: Option<Row> = sqlx::query_as(
-        "SELECT t.id AS token_id, u.id, u.username, u.display_name, u.kind, u.roles, u.npi, u.active
+        "SELECT t.id AS token_id, t.scopes, u.id, u.username, u.display_name, u.kind, u.roles, u.npi, u.active
          FROM api_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL
            AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.active = 1",
@@ -152,7 +165,7 @@ pub async fn user_by_token_hash(
     .bind(now_ms)
     .fetch_optional(pool)
     .await?;
-    row.map(|r| Ok((parse_id(&r.token_id)?, UserRecord::try_from(r.user)?)))
+    row.map(|r| Ok((parse_id(&r.token_id)?, r.scopes, UserRecord::try_from(r.user)?)))
         .transpose()
 }
 

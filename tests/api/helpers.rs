@@ -160,7 +160,7 @@ async fn bootstrap_admin(url: &str) -> String {
     };
     let mut tx = store.begin().await.expect("tx");
     users::insert_user(&mut tx, &admin, 0).await.expect("admin user");
-    let (_, token) = wardline::auth::issue_token(&mut tx, admin.id, "test", 0, None)
+    let (_, token) = wardline::auth::issue_token(&mut tx, admin.id, "test", 0, None, &[])
         .await
         .expect("token");
     tx.commit().await.expect("commit");
