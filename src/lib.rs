@@ -14,6 +14,7 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod error;
+pub mod hl7;
 pub mod http;
 pub mod startup;
 pub mod store;
