@@ -71,13 +71,27 @@ impl Bus {
         &self.hub
     }
 
-    /// Delivers a stored message to its room's members here and announces it to other nodes.
+    /// Delivers a stored message to its room's members. On SQLite (one node) this happens here;
+    /// on PostgreSQL every node, this one included, delivers it when the notification written by
+    /// [`Bus::message_notification`] inside the message's transaction arrives — notifications
+    /// arrive in commit order, so every connection sees messages in stream order and a client
+    /// resuming after the last message it saw can never skip one.
     pub async fn publish_message(&self, message: &Message, members: &[Uuid]) {
-        self.hub.deliver(members, &message_outbound(message));
-        self.notify(Remote::Message {
-            message_id: message.id,
+        if self.store.backend() == Backend::Sqlite {
+            self.hub.deliver(members, &message_outbound(message));
+        }
+    }
+
+    /// The notification to send inside a message's transaction (PostgreSQL only).
+    pub fn message_notification(&self, message_id: Uuid) -> Option<String> {
+        if self.store.backend() != Backend::Postgres {
+            return None;
+        }
+        serde_json::to_string(&Envelope {
+            origin: self.node_id,
+            event: Remote::Message { message_id },
         })
-        .await;
+        .ok()
     }
 
     /// Delivers a non-message frame to its target here and on other nodes.
@@ -127,11 +141,7 @@ impl Bus {
                 return;
             }
         };
-        let sent = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(payload)
-            .execute(self.store.reader())
-            .await;
+        let sent = crate::store::notify(self.store.reader(), CHANNEL, &payload).await;
         if let Err(e) = sent {
             metrics::counter!("wardline_cluster_notify_errors_total").increment(1);
             tracing::warn!(error = %e, "cluster notify failed; remote clients will catch up on resume");
@@ -178,11 +188,11 @@ impl Bus {
             tracing::warn!("unreadable cluster event ignored");
             return;
         };
-        if env.origin == self.node_id {
-            return;
-        }
         let result = match env.event {
+            // Frames from this node were delivered when published.
+            Remote::Frame { .. } if env.origin == self.node_id => Ok(()),
             Remote::Frame { target, json } => self.deliver_local(&target, json.into()).await,
+            // Messages are delivered here for every origin, in notification (= commit) order.
             Remote::Message { message_id } => self.deliver_remote_message(message_id).await,
         };
         if let Err(e) = result {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::bus::CHANNEL;
 use super::bus::{Bus, Target};
 use super::dlp::{Scanner, Verdict};
 use super::frames::ServerFrame;
@@ -21,7 +22,7 @@ use crate::crypto::{
 };
 use crate::error::{Error, Result};
 use crate::store::messages::{self, MessageRecord, NewMessage};
-use crate::store::{Store, attachments, audit, rooms};
+use crate::store::{Backend, Store, attachments, audit, rooms};
 use serde_json::json;
 
 /// The chat core, shared by REST and WebSocket handlers.
@@ -33,6 +34,7 @@ pub struct Chat {
     pub(crate) audit: AuditSink,
     pub(crate) keys: Arc<DataKeys>,
     pub(crate) dlp: Scanner,
+    pub(crate) order: tokio::sync::Mutex<()>,
 }
 
 /// A message as submitted by a client.
@@ -89,6 +91,7 @@ impl Chat {
             audit,
             keys,
             dlp,
+            order: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -195,6 +198,12 @@ impl Chat {
         let id = Uuid::now_v7();
         let now = self.now_ms();
 
+        // On SQLite, sends are serialised from transaction to fan-out, so connections receive
+        // messages in stream order (PostgreSQL orders them through commit-ordered notifications).
+        let _in_order = match self.store.backend() {
+            Backend::Sqlite => Some(self.order.lock().await),
+            Backend::Postgres => None,
+        };
         let mut tx = self.store.begin().await?;
         if let Some(key) = &draft.idempotency_key
             && let Some(existing) = messages::by_idempotency_key(&mut *tx, who.user_id, key).await?
@@ -283,6 +292,9 @@ impl Chat {
                     "attachment {a} is not an unattached upload of yours in this room"
                 )));
             }
+        }
+        if let Some(payload) = self.bus.message_notification(id) {
+            crate::store::notify(&mut *tx, CHANNEL, &payload).await?;
         }
         tx.commit().await?;
         metrics::counter!("wardline_messages_stored_total", "priority" => draft.priority.as_str())

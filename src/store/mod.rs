@@ -174,6 +174,21 @@ impl Store {
     }
 }
 
+/// Sends a PostgreSQL notification. Issued inside a transaction, it reaches listeners when that
+/// transaction commits, in commit order relative to other notifying transactions.
+pub async fn notify<'c, E: Executor<'c, Database = Any>>(
+    ex: E,
+    channel: &str,
+    payload: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(payload)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
 /// Converts a UUID stored as text; a malformed value in the database is a bug, not user input.
 pub(crate) fn parse_id(s: &str) -> Result<uuid::Uuid, crate::error::Error> {
     uuid::Uuid::parse_str(s).map_err(|_| crate::error::Error::Internal(format!("bad id in db: {s}")))

@@ -10,6 +10,7 @@ use crate::both_backends;
 use crate::helpers::TestApp;
 
 both_backends!(
+    concurrent_senders_arrive_in_stream_order,
     live_fan_out_receipts_and_acks,
     resume_has_no_gaps_or_duplicates,
     bad_frames_and_auth,
@@ -208,4 +209,50 @@ async fn shutdown_closes_sockets(app: &TestApp) {
     let (mut c, _) = app.ws(&alice, None).await;
     app.shutdown_token().cancel();
     assert_eq!(c.close_code().await, Some(1001));
+}
+
+/// With several senders at once, every connection still receives messages in stream order, so
+/// "resume after the last message I saw" can never skip one that arrived out of order.
+async fn concurrent_senders_arrive_in_stream_order(app: &TestApp) {
+    let alice = app.user("alice", &["clinician"]).await;
+    let bob = app.user("bob", &["clinician"]).await;
+    let carol = app.user("carol", &["clinician"]).await;
+    let room = app.room(&alice, &[&bob, &carol]).await;
+    let other = app.room(&bob, &[&carol]).await;
+    let (mut c, _) = app.ws(&carol, None).await;
+    let per_sender = 40;
+    let mut tasks = Vec::new();
+    for (who, target) in [
+        (alice.clone(), room),
+        (bob.clone(), room),
+        (bob.clone(), other),
+        (alice.clone(), room),
+    ] {
+        let (base, client) = (app.base.clone(), app.client.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_sender {
+                let r = client
+                    .post(format!("{base}/api/v1/rooms/{target}/messages"))
+                    .bearer_auth(&who.token)
+                    .json(&json!({"body": format!("m{i}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+            }
+        }));
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < 4 * per_sender {
+        let f = c.next_of("message").await;
+        seqs.push(f["message"]["seq"].as_i64().unwrap());
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "out of stream order: {seqs:?}"
+    );
+    c.close().await;
 }
