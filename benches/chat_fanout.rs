@@ -119,6 +119,14 @@ async fn main() -> anyhow::Result<()> {
         http_addr: "127.0.0.1:0".parse()?,
         database_url: Some(Secret::new(url.clone())),
         data_dir: dir.path().to_path_buf(),
+        keys: wardline::config::KeysConfig {
+            keks: [(
+                "bench".to_string(),
+                Secret::new("YmVuY2gta2V5LWVuY3J5cHRpb24ta2V5LTMyLWJ5dGU="),
+            )]
+            .into(),
+            active_kek: None,
+        },
         ..Config::default()
     };
     let app = Application::build(cfg).await?;

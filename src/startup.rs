@@ -45,6 +45,7 @@ pub fn keyring(config: &Config, backend: Backend) -> anyhow::Result<Keyring> {
     }
     let active = match (&config.keys.active_kek, keks.len()) {
         (Some(a), _) => a.clone(),
+        (None, 0) => return Err(crate::crypto::KeyringError::Missing.into()),
         (None, 1) => keks.keys().next().cloned().unwrap_or_default(),
         (None, _) => anyhow::bail!("several keys.keks are configured: set keys.active_kek"),
     };

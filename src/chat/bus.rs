@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
 use tokio::task::JoinHandle;
@@ -23,6 +25,9 @@ use crate::store::{Backend, Store, rooms};
 pub const CHANNEL: &str = "wardline_events";
 /// PostgreSQL rejects notification payloads of 8000 bytes or more.
 const MAX_PAYLOAD: usize = 7900;
+
+/// A delivery being prepared from a notification: recipients and the frame.
+type Prepared = std::pin::Pin<Box<dyn std::future::Future<Output = Option<(Vec<Uuid>, Outbound)>> + Send>>;
 
 /// Who receives an event.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -53,6 +58,7 @@ pub struct Bus {
     store: Store,
     node_id: Uuid,
     keys: Arc<DataKeys>,
+    staged: std::sync::Mutex<std::collections::HashMap<Uuid, (Vec<Uuid>, Outbound)>>,
 }
 
 impl Bus {
@@ -63,6 +69,7 @@ impl Bus {
             store,
             node_id,
             keys,
+            staged: Default::default(),
         }
     }
 
@@ -71,15 +78,11 @@ impl Bus {
         &self.hub
     }
 
-    /// Delivers a stored message to its room's members. On SQLite (one node) this happens here;
-    /// on PostgreSQL every node, this one included, delivers it when the notification written by
-    /// [`Bus::message_notification`] inside the message's transaction arrives — notifications
-    /// arrive in commit order, so every connection sees messages in stream order and a client
-    /// resuming after the last message it saw can never skip one.
-    pub async fn publish_message(&self, message: &Message, members: &[Uuid]) {
-        if self.store.backend() == Backend::Sqlite {
-            self.hub.deliver(members, &message_outbound(message));
-        }
+    /// Delivers a stored message to this node's connections of its room's members (single-node
+    /// SQLite). With PostgreSQL, messages go through [`Bus::message_notification`] and
+    /// [`Bus::stage`] instead, so that every node delivers them in commit order.
+    pub fn publish_message(&self, message: &Message, members: &[Uuid]) {
+        self.hub.deliver(members, &message_outbound(message));
     }
 
     /// The notification to send inside a message's transaction (PostgreSQL only).
@@ -148,8 +151,9 @@ impl Bus {
         }
     }
 
-    /// Starts listening for other nodes' events (PostgreSQL only). Returns once LISTEN is in place,
-    /// so nothing published after start-up is missed.
+    /// Starts listening for cluster events (PostgreSQL only). Returns once LISTEN is in place,
+    /// so nothing published after start-up is missed. Events are prepared concurrently (remote
+    /// messages are loaded from the database) but delivered strictly in notification order.
     pub async fn spawn_listener(
         self: &Arc<Self>,
         shutdown: CancellationToken,
@@ -161,52 +165,102 @@ impl Bus {
         listener.listen(CHANNEL).await?;
         let bus = Arc::clone(self);
         Ok(Some(tokio::spawn(async move {
+            let mut ready: FuturesOrdered<Prepared> = FuturesOrdered::new();
             loop {
-                let next = tokio::select! {
+                tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    n = listener.try_recv() => n,
-                };
-                match next {
-                    Ok(Some(n)) => bus.on_remote(n.payload()).await,
-                    Ok(None) => {
-                        // The connection dropped and events may have been missed: make clients
-                        // resume from their last message (the listener reconnects on next call).
-                        tracing::warn!("cluster listener reconnecting; local clients will resume");
-                        bus.hub.disconnect_all();
+                    Some(delivery) = ready.next(), if !ready.is_empty() => {
+                        if let Some((users, out)) = delivery {
+                            bus.hub.deliver(&users, &out);
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cluster listener error");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
+                    next = listener.try_recv() => match next {
+                        Ok(Some(n)) => ready.push_back(Box::pin(Arc::clone(&bus).prepare(n.payload().to_string()))),
+                        Ok(None) => {
+                            // The connection dropped and events may have been missed: make
+                            // clients resume from their last message (try_recv reconnects).
+                            tracing::warn!("cluster listener reconnecting; local clients will resume");
+                            bus.staged.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                            bus.hub.disconnect_all();
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cluster listener error");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    },
                 }
             }
         })))
     }
 
-    async fn on_remote(&self, payload: &str) {
-        let Ok(env) = serde_json::from_str::<Envelope>(payload) else {
-            tracing::warn!("unreadable cluster event ignored");
-            return;
-        };
-        let result = match env.event {
-            // Frames from this node were delivered when published.
-            Remote::Frame { .. } if env.origin == self.node_id => Ok(()),
-            Remote::Frame { target, json } => self.deliver_local(&target, json.into()).await,
-            // Messages are delivered here for every origin, in notification (= commit) order.
-            Remote::Message { message_id } => self.deliver_remote_message(message_id).await,
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "cluster event not delivered");
+    /// Keeps a message this node is about to commit, so that when its notification comes back
+    /// it is delivered without reading it again. Call before the commit.
+    pub fn stage(&self, message: &Message, members: Vec<Uuid>) {
+        if self.store.backend() == Backend::Postgres {
+            let mut staged = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+            staged.insert(message.id, (members, message_outbound(message)));
         }
     }
 
-    async fn deliver_remote_message(&self, message_id: Uuid) -> Result<()> {
-        let Some(message) = super::history::load_message(&self.store, &self.keys, message_id).await? else {
-            return Ok(());
+    /// Forgets a staged message whose transaction did not commit.
+    pub fn unstage(&self, message_id: Uuid) {
+        self.staged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&message_id);
+    }
+
+    /// Turns a notification into a delivery (recipients and frame), if it needs one here.
+    async fn prepare(self: Arc<Self>, payload: String) -> Option<(Vec<Uuid>, Outbound)> {
+        let Ok(env) = serde_json::from_str::<Envelope>(&payload) else {
+            tracing::warn!("unreadable cluster event ignored");
+            return None;
         };
-        let members = rooms::member_ids(self.store.reader(), message.room_id).await?;
-        self.hub.deliver(&members, &message_outbound(&message));
-        Ok(())
+        let own = env.origin == self.node_id;
+        let result: Result<Option<(Vec<Uuid>, Outbound)>> = async {
+            match env.event {
+                // Frames from this node were delivered when published.
+                Remote::Frame { .. } if own => Ok(None),
+                Remote::Frame { target, json } => {
+                    let users = match target {
+                        Target::Users(users) => users,
+                        Target::Room(room) => rooms::member_ids(self.store.reader(), room).await?,
+                    };
+                    Ok(Some((
+                        users,
+                        Outbound {
+                            json: json.into(),
+                            message: None,
+                        },
+                    )))
+                }
+                Remote::Message { message_id } => {
+                    let staged = if own {
+                        self.staged
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&message_id)
+                    } else {
+                        None
+                    };
+                    if let Some(delivery) = staged {
+                        return Ok(Some(delivery));
+                    }
+                    let Some(message) =
+                        super::history::load_message(&self.store, &self.keys, message_id).await?
+                    else {
+                        return Ok(None);
+                    };
+                    let members = rooms::member_ids(self.store.reader(), message.room_id).await?;
+                    Ok(Some((members, message_outbound(&message))))
+                }
+            }
+        }
+        .await;
+        result.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cluster event not delivered; clients catch up on resume");
+            None
+        })
     }
 }
 

@@ -293,14 +293,7 @@ impl Chat {
                 )));
             }
         }
-        if let Some(payload) = self.bus.message_notification(id) {
-            crate::store::notify(&mut *tx, CHANNEL, &payload).await?;
-        }
-        tx.commit().await?;
-        metrics::counter!("wardline_messages_stored_total", "priority" => draft.priority.as_str())
-            .increment(1);
-
-        let message = Message {
+        let mut message = Message {
             id,
             seq,
             room_id: room.id,
@@ -313,16 +306,27 @@ impl Chat {
             acks: Vec::new(),
             attachments: Vec::new(),
         };
-        let mut message = message;
         if !draft.attachment_ids.is_empty() {
-            let metas =
-                attachments::for_messages(self.store.reader(), &room.id.to_string(), seq, seq).await?;
+            let metas = attachments::for_messages(&mut *tx, &room.id.to_string(), seq, seq).await?;
             message.attachments = super::attachments::infos(&self.keys, metas)
                 .await?
                 .into_iter()
                 .map(|(_, i)| i)
                 .collect();
         }
+        if let Some(payload) = self.bus.message_notification(id) {
+            // PostgreSQL: the notification commits with the message and every node delivers it
+            // in commit order; this node keeps the message ready for when it comes back.
+            let members = rooms::member_ids(&mut *tx, room.id).await?;
+            crate::store::notify(&mut *tx, CHANNEL, &payload).await?;
+            self.bus.stage(&message, members);
+        }
+        if let Err(e) = tx.commit().await {
+            self.bus.unstage(id);
+            return Err(e.into());
+        }
+        metrics::counter!("wardline_messages_stored_total", "priority" => draft.priority.as_str())
+            .increment(1);
         self.fan_out(&message).await;
         Ok((message, SendOutcome::Created))
     }
@@ -338,8 +342,11 @@ impl Chat {
     }
 
     async fn fan_out(&self, message: &Message) {
+        if self.store.backend() == Backend::Postgres {
+            return; // delivered by the notification listener, in commit order
+        }
         match rooms::member_ids(self.store.reader(), message.room_id).await {
-            Ok(members) => self.bus.publish_message(message, &members).await,
+            Ok(members) => self.bus.publish_message(message, &members),
             Err(e) => tracing::warn!(error = %e, "stored message not fanned out; clients catch up on resume"),
         }
     }
