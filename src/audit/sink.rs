@@ -6,6 +6,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::Event;
+use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::store::{Store, audit};
 
@@ -52,6 +53,45 @@ impl AuditSink {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Error::Internal(format!("audit write failed: {e}"))),
             Err(_) => Err(Error::Internal("audit writer stopped".into())),
+        }
+    }
+}
+
+/// Which outcomes of a role gate are recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// Only refusals (the permitted action audits itself).
+    Refusals,
+    /// Refusals and permitted uses (the gate is the only record of the access).
+    Always,
+}
+
+impl AuditSink {
+    /// The one role gate: lets `who` through when they hold any of `roles`. Every refusal (and,
+    /// with [`Record::Always`], every permitted use) is on the record before the answer is given.
+    pub async fn gate(
+        &self,
+        who: &Principal,
+        roles: &[Role],
+        action: &str,
+        entity: (&str, Option<String>),
+        record: Record,
+    ) -> Result<()> {
+        let allowed = roles.iter().any(|r| who.has(*r));
+        if allowed && record == Record::Refusals {
+            return Ok(());
+        }
+        let event =
+            Event::new(Some(who.user_id), action, entity.0, entity.1).from_source(who.source.as_deref());
+        self.record(if allowed { event } else { event.failed() }).await?;
+        if allowed {
+            Ok(())
+        } else {
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            Err(Error::Forbidden(format!(
+                "the {} role is required",
+                names.join(" or ")
+            )))
         }
     }
 }

@@ -12,6 +12,7 @@ use super::bus::Target;
 use super::frames::{MemberChange, ServerFrame};
 use super::model::{MemberReason, RoomKind, from_ms};
 use super::service::Chat;
+use crate::audit::sink::Record;
 use crate::auth::{Principal, Role};
 use crate::crypto::{self, datakeys::room_scope};
 use crate::error::{Error, Result};
@@ -147,14 +148,15 @@ impl Chat {
     }
 
     async fn require_auditor(&self, who: &Principal, action: &str) -> Result<()> {
-        let event = crate::audit::Event::new(Some(who.user_id), action, "break_glass", None)
-            .from_source(who.source.as_deref());
-        if who.has(Role::Auditor) {
-            self.audit.record(event).await
-        } else {
-            self.audit.record(event.failed()).await?;
-            Err(Error::Forbidden("the auditor role is required".into()))
-        }
+        self.audit
+            .gate(
+                who,
+                &[Role::Auditor],
+                action,
+                ("break_glass", None),
+                Record::Always,
+            )
+            .await
     }
 
     /// Grants for review (auditors only), oldest first.

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::service::Chat;
 use crate::audit::Event;
+use crate::audit::sink::Record;
 use crate::auth::{Principal, Role};
 use crate::crypto::datakeys::room_scope;
 use crate::error::{Error, Result};
@@ -81,17 +82,19 @@ pub struct Hold {
 }
 
 impl Chat {
-    fn require_compliance(&self, who: &Principal) -> Result<()> {
-        if who.has(Role::Auditor) || who.has(Role::Admin) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden("the auditor or admin role is required".into()))
-        }
+    async fn require_compliance(&self, who: &Principal, action: &str) -> Result<()> {
+        let roles = [Role::Auditor, Role::Admin];
+        self.audit
+            .gate(who, &roles, action, ("legal_hold", None), Record::Refusals)
+            .await
     }
 
     /// Archives a room (admins): no new messages; retention starts now.
     pub async fn archive(&self, who: &Principal, room_id: Uuid) -> Result<()> {
-        who.require(Role::Admin)?;
+        let room_entity = ("room", Some(room_id.to_string()));
+        self.audit
+            .gate(who, &[Role::Admin], "room.archive", room_entity, Record::Refusals)
+            .await?;
         rooms::room_by_id(self.store.reader(), room_id)
             .await?
             .ok_or(Error::NotFound("room"))?;
@@ -113,7 +116,7 @@ impl Chat {
         scope_id: Uuid,
         reference: &str,
     ) -> Result<Uuid> {
-        self.require_compliance(who)?;
+        self.require_compliance(who, "legal_hold.place").await?;
         let reference = reference.trim();
         if reference.is_empty() || reference.chars().count() > 200 {
             return Err(Error::Invalid(
@@ -155,7 +158,7 @@ impl Chat {
 
     /// Releases a legal hold (auditors and admins).
     pub async fn release_hold(&self, who: &Principal, id: Uuid) -> Result<()> {
-        self.require_compliance(who)?;
+        self.require_compliance(who, "legal_hold.release").await?;
         let now = self.clock.now().timestamp_millis();
         let mut tx = self.store.begin().await?;
         if !retention::release_hold(&mut tx, &id.to_string(), &who.user_id.to_string(), now).await? {
@@ -168,7 +171,7 @@ impl Chat {
 
     /// All legal holds (auditors and admins).
     pub async fn holds(&self, who: &Principal) -> Result<Vec<Hold>> {
-        self.require_compliance(who)?;
+        self.require_compliance(who, "legal_hold.list").await?;
         retention::holds(self.store.reader())
             .await?
             .into_iter()

@@ -12,7 +12,7 @@ use super::dlp::{Scanner, Verdict};
 use super::frames::ServerFrame;
 use super::history::body_aad;
 use super::model::{Ack, Message, MessageKind, Priority, Receipt, RoomStatus, from_ms, to_ms};
-use crate::audit::sink::AuditSink;
+use crate::audit::sink::{AuditSink, Record};
 use crate::auth::{Principal, Role};
 use crate::clock::Clock;
 use crate::config::Limits;
@@ -151,14 +151,10 @@ impl Chat {
     /// Chat is for clinicians and schedulers; auditors, admins and integration accounts do not
     /// read conversations (least privilege). A refusal is audited.
     pub async fn require_clinical(&self, who: &Principal, action: &str) -> Result<()> {
-        if who.has(Role::Clinician) || who.has(Role::Scheduler) {
-            return Ok(());
-        }
-        let event = crate::audit::Event::new(Some(who.user_id), action, "chat", None)
-            .from_source(who.source.as_deref())
-            .failed();
-        self.audit.record(event).await?;
-        Err(Error::Forbidden("chat is for clinicians and schedulers".into()))
+        let roles = [Role::Clinician, Role::Scheduler];
+        self.audit
+            .gate(who, &roles, action, ("chat", None), Record::Refusals)
+            .await
     }
 
     /// Fails unless `who` is a member of the room (404 for an unknown room, 403 otherwise).

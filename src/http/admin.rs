@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::extract::{ApiJson, ApiPath};
+use crate::audit::sink::Record;
 use crate::auth::{self, Principal, Role};
 use crate::error::{Error, Result};
 use crate::store::audit;
@@ -235,12 +236,8 @@ pub fn token_scopes(user: &UserRecord, requested: &[String]) -> Result<Vec<Role>
 
 /// Fails with 403 unless the caller is an admin, recording the refusal in the audit trail.
 async fn require_admin(state: &AppState, who: &Principal, action: &str, entity_type: &str) -> Result<()> {
-    if let Err(e) = who.require(Role::Admin) {
-        let event = crate::audit::Event::new(Some(who.user_id), action, entity_type, None)
-            .from_source(who.source.as_deref())
-            .failed();
-        state.audit.record(event).await?;
-        return Err(e);
-    }
-    Ok(())
+    state
+        .audit
+        .gate(who, &[Role::Admin], action, (entity_type, None), Record::Refusals)
+        .await
 }

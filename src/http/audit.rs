@@ -12,9 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::Problem;
 use super::extract::ApiQuery;
+use crate::audit::Entry;
 use crate::audit::balp;
 use crate::audit::chain::{self, Report};
-use crate::audit::{Entry, Event};
+use crate::audit::sink::Record;
 use crate::auth::{Principal, Role};
 use crate::error::{Error, Result};
 use crate::store::audit::{self, Filter};
@@ -53,17 +54,10 @@ pub struct AuditPage {
 }
 
 async fn require_auditor(state: &AppState, who: &Principal, action: &str) -> Result<()> {
-    let allowed = who.has(Role::Auditor);
-    let event = Event::new(Some(who.user_id), action, "audit_log", None).from_source(who.source.as_deref());
     state
         .audit
-        .record(if allowed { event } else { event.failed() })
-        .await?;
-    if allowed {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("the auditor role is required".into()))
-    }
+        .gate(who, &[Role::Auditor], action, ("audit_log", None), Record::Always)
+        .await
 }
 
 /// Searches the audit trail (auditors only).

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::Problem;
 use super::extract::{ApiJson, ApiPath};
+use crate::audit::sink::Record;
 use crate::auth::{Principal, Role};
 use crate::chat::retention::Hold;
 use crate::error::{Error, Result};
@@ -99,7 +100,14 @@ pub struct PurgeReport {
 #[utoipa::path(post, path = "/api/v1/retention/run", tag = "retention",
     responses((status = 200, body = PurgeReport), (status = 403, body = Problem)), security(("bearer" = [])))]
 pub async fn run(State(state): State<AppState>, who: Principal) -> Result<Json<PurgeReport>> {
-    who.require(Role::Admin)?;
+    let gate = state.audit.gate(
+        &who,
+        &[Role::Admin],
+        "retention.run",
+        ("room", None),
+        Record::Refusals,
+    );
+    gate.await?;
     let purged = state.chat.purge_due(&state.config.retention).await?;
     Ok(Json(PurgeReport { purged }))
 }

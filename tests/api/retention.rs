@@ -117,6 +117,14 @@ async fn holds_block_purges_and_purges_shred(app: &TestApp) {
         .status(),
         403
     );
+    let refused: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'legal_hold.place' AND outcome = 'failure' AND actor_id = $1",
+    )
+    .bind(alice.id.to_string())
+    .fetch_one(&mut app.db().await)
+    .await
+    .unwrap();
+    assert_eq!(refused, 1, "the refused hold is on the record");
     assert_eq!(
         hold(json!({"room_id": b, "patient_id": patient, "reference": "x"}))
             .await
