@@ -91,18 +91,6 @@ impl Principal {
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
-
-    /// Fails with 403 unless the principal holds `role`.
-    pub fn require(&self, role: Role) -> Result<()> {
-        if self.has(role) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden(format!(
-                "the {} role is required",
-                role.as_str()
-            )))
-        }
-    }
 }
 
 /// SHA-256 of a token, hex encoded: the only form that is stored.
