@@ -1,6 +1,7 @@
 //! Real-time chat: rooms, members, messages, receipts, acknowledgements, and their fan-out to
 //! WebSocket connections on this node and, through PostgreSQL, on every other node.
 
+pub mod access;
 pub mod attachments;
 pub mod break_glass;
 pub mod bus;

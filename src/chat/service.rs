@@ -12,8 +12,8 @@ use super::dlp::{Scanner, Verdict};
 use super::frames::ServerFrame;
 use super::history::body_aad;
 use super::model::{Ack, Message, MessageKind, Priority, Receipt, RoomStatus, from_ms, to_ms};
-use crate::audit::sink::{AuditSink, Record};
-use crate::auth::{Principal, Role};
+use crate::audit::sink::AuditSink;
+use crate::auth::Principal;
 use crate::clock::Clock;
 use crate::config::Limits;
 use crate::crypto::{
@@ -95,78 +95,8 @@ impl Chat {
         }
     }
 
-    /// Passes `result` through; a decryption failure (tampering, unknown or destroyed key) is also
-    /// recorded in the audit trail as a failed access, since it may be an attack on stored data.
-    pub(crate) async fn integrity<T>(
-        &self,
-        who: &Principal,
-        entity_type: &str,
-        entity_id: impl ToString,
-        result: Result<T>,
-    ) -> Result<T> {
-        if let Err(Error::Crypto(reason)) = &result {
-            let event = who
-                .event("integrity.check", entity_type, entity_id.to_string())
-                .failed()
-                .with_detail(json!({"reason": reason}));
-            self.audit.record(event).await?;
-        }
-        result
-    }
-
-    /// Records a DLP refusal (kinds only, never the text) and returns it.
-    async fn dlp_refusal(&self, who: &Principal, room_id: Uuid, action: &str, refusal: Error) -> Error {
-        let kinds = match &refusal {
-            Error::DlpWarning(k) | Error::DlpBlocked(k) => k.clone(),
-            _ => Vec::new(),
-        };
-        let detail = json!({"room_id": room_id, "dlp": {"action": action, "kinds": kinds}});
-        match self
-            .audit
-            .record(
-                who.event("message.send", "room", room_id)
-                    .failed()
-                    .with_detail(detail),
-            )
-            .await
-        {
-            Ok(()) => refusal,
-            Err(e) => e,
-        }
-    }
-
-    /// Records a refused access to a room (outside any transaction) and returns the refusal.
-    pub(crate) async fn denied(&self, who: &Principal, action: &str, room_id: Uuid) -> Error {
-        let event = who.event(action, "room", room_id).failed();
-        match self.audit.record(event).await {
-            Ok(()) => Error::NotMember,
-            Err(e) => e,
-        }
-    }
-
     fn now_ms(&self) -> i64 {
         to_ms(self.clock.now())
-    }
-
-    /// Chat is for clinicians and schedulers; auditors, admins and integration accounts do not
-    /// read conversations (least privilege). A refusal is audited.
-    pub async fn require_clinical(&self, who: &Principal, action: &str) -> Result<()> {
-        let roles = [Role::Clinician, Role::Scheduler];
-        self.audit
-            .gate(who, &roles, action, ("chat", None), Record::Refusals)
-            .await
-    }
-
-    /// Fails unless `who` is a member of the room (404 for an unknown room, 403 otherwise).
-    pub async fn require_member(&self, who: &Principal, room_id: Uuid) -> Result<()> {
-        self.require_clinical(who, "room.access").await?;
-        if rooms::is_member(self.store.reader(), room_id, who.user_id).await? {
-            return Ok(());
-        }
-        match rooms::room_by_id(self.store.reader(), room_id).await? {
-            None => Err(Error::NotFound("room")),
-            Some(_) => Err(self.denied(who, "room.access", room_id).await),
-        }
     }
 
     /// Validates and durably stores a message, then fans it out. Returns only after commit.
