@@ -115,10 +115,19 @@ async fn main() -> anyhow::Result<()> {
         }
         None => format!("sqlite://{}", dir.path().join("bench.db").display()),
     };
+    let result = bench(&a, &url, dir.path()).await;
+    // The benchmark database is dropped whether the run succeeded or not.
+    if let Some(server) = &a.postgres {
+        pg_admin(server, &format!("DROP DATABASE {pg_db} WITH (FORCE)")).await?;
+    }
+    result
+}
+
+async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     let cfg = Config {
         http_addr: "127.0.0.1:0".parse()?,
-        database_url: Some(Secret::new(url.clone())),
-        data_dir: dir.path().to_path_buf(),
+        database_url: Some(Secret::new(url)),
+        data_dir: dir.to_path_buf(),
         keys: wardline::config::KeysConfig {
             keks: [(
                 "bench".to_string(),
@@ -219,10 +228,6 @@ async fn main() -> anyhow::Result<()> {
     latencies.sort();
     shutdown.cancel();
     let _ = server.await;
-    if let Some(server) = &a.postgres {
-        pg_admin(server, &format!("DROP DATABASE {pg_db} WITH (FORCE)")).await?;
-    }
-
     let backend = if url.starts_with("postgres") {
         "PostgreSQL"
     } else {
