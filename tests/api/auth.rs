@@ -59,12 +59,8 @@ async fn tokens_are_revocable_and_hashed(app: &TestApp) {
     let second: Value = r.json().await.unwrap();
     let first_id = token_id_of(app, &alice.token).await;
     let r = app
-        .client
-        .delete(format!("{}/api/v1/tokens/{first_id}", app.base))
-        .bearer_auth(&alice.token)
-        .send()
-        .await
-        .unwrap();
+        .delete(&alice.token, &format!("/api/v1/tokens/{first_id}"))
+        .await;
     assert_eq!(r.status(), 204);
     assert_eq!(app.get(&alice.token, "/api/v1/me").await.status(), 401);
     assert_eq!(
@@ -77,16 +73,11 @@ async fn tokens_are_revocable_and_hashed(app: &TestApp) {
     // Someone else's token cannot be revoked by a non-admin.
     let bob = app.user("bob", &["clinician"]).await;
     let r = app
-        .client
-        .delete(format!(
-            "{}/api/v1/tokens/{}",
-            app.base,
-            second["id"].as_str().unwrap()
-        ))
-        .bearer_auth(&bob.token)
-        .send()
-        .await
-        .unwrap();
+        .delete(
+            &bob.token,
+            &format!("/api/v1/tokens/{}", second["id"].as_str().unwrap()),
+        )
+        .await;
     assert_eq!(r.status(), 403);
 }
 

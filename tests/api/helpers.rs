@@ -277,6 +277,15 @@ impl TestApp {
             .expect("GET")
     }
 
+    pub async fn delete(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
     pub async fn post(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(format!("{}{path}", self.base))

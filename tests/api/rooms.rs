@@ -194,21 +194,9 @@ async fn members_are_managed(app: &TestApp) {
     );
 
     // Members cannot remove others; anyone can leave; admins can remove.
-    let r = app
-        .client
-        .delete(format!("{}{path}/{}", app.base, carol.id))
-        .bearer_auth(&bob.token)
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete(&bob.token, &format!("{path}/{}", carol.id)).await;
     assert_eq!(r.status(), 403);
-    let r = app
-        .client
-        .delete(format!("{}{path}/{}", app.base, carol.id))
-        .bearer_auth(&carol.token)
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete(&carol.token, &format!("{path}/{}", carol.id)).await;
     assert_eq!(r.status(), 204);
     assert_eq!(
         app.get(&carol.token, &format!("/api/v1/rooms/{room}/messages"))
@@ -216,13 +204,7 @@ async fn members_are_managed(app: &TestApp) {
             .status(),
         403
     );
-    let r = app
-        .client
-        .delete(format!("{}{path}/{}", app.base, bob.id))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete(&app.admin_token, &format!("{path}/{}", bob.id)).await;
     assert_eq!(r.status(), 204);
     let left: Vec<Value> = app.get(&alice.token, &path).await.json().await.unwrap();
     assert_eq!(left.len(), 1);
