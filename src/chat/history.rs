@@ -14,12 +14,7 @@ use crate::store::{Store, attachments, parse_id};
 impl Chat {
     /// Opens one stored message with its acknowledgements and attachments.
     pub(crate) async fn decorate(&self, rec: MessageRecord) -> Result<Message> {
-        let mut items = vec![open(&self.keys, rec).await?];
-        let room = items[0].room_id;
-        decorate_page(&self.store, &self.keys, room, &mut items).await?;
-        items
-            .pop()
-            .ok_or_else(|| Error::Internal("message vanished".into()))
+        decorate_one(&self.store, &self.keys, rec).await
     }
 
     /// A page of a room's history, newest first. `before` is the cursor from the previous page.
@@ -116,13 +111,20 @@ impl Chat {
 
 /// Loads one message with its acknowledgements (used by other nodes to fan out).
 pub async fn load_message(store: &Store, keys: &DataKeys, id: Uuid) -> Result<Option<Message>> {
-    let Some(rec) = messages::by_id(store.reader(), id).await? else {
-        return Ok(None);
-    };
+    match messages::by_id(store.reader(), id).await? {
+        Some(rec) => decorate_one(store, keys, rec).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Opens one stored message and adds its acknowledgements and attachments.
+async fn decorate_one(store: &Store, keys: &DataKeys, rec: MessageRecord) -> Result<Message> {
     let mut items = vec![open(keys, rec).await?];
     let room = items[0].room_id;
     decorate_page(store, keys, room, &mut items).await?;
-    Ok(items.pop())
+    items
+        .pop()
+        .ok_or_else(|| Error::Internal("message vanished".into()))
 }
 
 /// Adds acknowledgements and attachments to messages of one room (two queries per page).
