@@ -126,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
 async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     let cfg = Config {
         http_addr: "127.0.0.1:0".parse()?,
+        mllp_addr: "127.0.0.1:0".parse()?,
         database_url: Some(Secret::new(url)),
         data_dir: dir.to_path_buf(),
         keys: wardline::config::KeysConfig {

@@ -41,6 +41,8 @@ pub struct Config {
     pub retention: crate::chat::retention::RetentionConfig,
     /// HTTPS: serve TLS (rustls, ring) when both files are set.
     pub tls: TlsConfig,
+    /// HL7 v2 interface: MLLP listener limits and the site's mapping.
+    pub hl7: crate::hl7::Hl7Config,
 }
 
 /// TLS for the HTTP listener.
@@ -127,6 +129,7 @@ impl Default for Config {
             dlp: Default::default(),
             retention: Default::default(),
             tls: TlsConfig::default(),
+            hl7: Default::default(),
         }
     }
 }
@@ -171,6 +174,7 @@ impl fmt::Debug for Config {
             .field("dlp", &self.dlp)
             .field("retention", &self.retention)
             .field("tls", &self.tls)
+            .field("hl7", &self.hl7)
             .finish()
     }
 }

@@ -20,6 +20,8 @@ const FIXTURES: &str = include_str!("../fixtures/demo.json");
 struct Fixtures {
     mrn_system: String,
     visit_system: String,
+    #[serde(default)]
+    unit_teams: std::collections::BTreeMap<String, Vec<String>>,
     users: Vec<FxUser>,
     patients: Vec<FxPatient>,
     rooms: Vec<FxRoom>,
@@ -71,6 +73,23 @@ struct FxMessage {
     from: String,
     priority: Priority,
     body: String,
+}
+
+/// Points the HL7 mapping at the demo's identifier systems and unit teams, so the messages in
+/// `fixtures/hl7/` apply to the demo patients (explicit configuration wins).
+pub fn configure(cfg: &mut crate::config::Config) -> anyhow::Result<()> {
+    let fx: Fixtures = serde_json::from_str(FIXTURES).context("embedded demo fixtures")?;
+    let defaults = crate::hl7::Hl7Config::default();
+    if cfg.hl7.mrn_system == defaults.mrn_system {
+        cfg.hl7.mrn_system = fx.mrn_system;
+    }
+    if cfg.hl7.visit_system == defaults.visit_system {
+        cfg.hl7.visit_system = fx.visit_system;
+    }
+    if cfg.hl7.unit_teams.is_empty() {
+        cfg.hl7.unit_teams = fx.unit_teams;
+    }
+    Ok(())
 }
 
 /// A demo user and the token just issued for them.

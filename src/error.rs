@@ -37,6 +37,9 @@ pub enum Error {
     /// The request body is not JSON (415).
     #[error("expected a JSON body with Content-Type: application/json")]
     UnsupportedMediaType,
+    /// The request body is not of a type this endpoint reads (415); says which it reads.
+    #[error("{0}")]
+    UnsupportedType(&'static str),
     /// The request body is larger than the configured limit (413).
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,

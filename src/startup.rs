@@ -24,6 +24,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::crypto::datakeys::DataKeys;
+use crate::hl7::Hl7;
 use crate::http::{AppState, router};
 use crate::store::{Backend, Store};
 use crate::telemetry;
@@ -58,33 +59,31 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// A built, bound, not yet serving server.
-pub struct Application {
-    listener: TcpListener,
-    state: AppState,
-    background: Vec<JoinHandle<()>>,
-    node_id: Uuid,
-    tls: Option<RustlsConfig>,
+/// The server's core without its listeners: what the CLI needs to act on data (HL7 replay)
+/// exactly as the server would.
+pub struct Core {
+    /// The database.
+    pub store: Store,
+    /// The chat core.
+    pub chat: Arc<Chat>,
+    /// The HL7 service.
+    pub hl7: Arc<Hl7>,
+    /// Group-committed audit writer.
+    pub audit: AuditSink,
+    /// Delivery-receipt queue.
+    pub receipts: tokio::sync::mpsc::UnboundedSender<receipts::Delivered>,
+    /// Background tasks (stopped by `shutdown`).
+    pub background: Vec<JoinHandle<()>>,
+    /// Cancelled to stop.
+    pub shutdown: CancellationToken,
+    /// This node's id.
+    pub node_id: Uuid,
 }
 
-impl Application {
-    /// Builds with the system clock.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build_with_clock(config, Arc::new(SystemClock)).await
-    }
-
-    /// Connects and migrates the database, starts background workers and binds the HTTP port.
-    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+impl Core {
+    /// Connects and migrates the database and starts the writers every entry point needs.
+    pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         install_crypto_provider();
-        let tls = match (&config.tls.cert_file, &config.tls.key_file) {
-            (Some(cert), Some(key)) => Some(
-                RustlsConfig::from_pem_file(cert, key)
-                    .await
-                    .with_context(|| format!("loading TLS certificate {} and key", cert.display()))?,
-            ),
-            (None, None) => None,
-            _ => anyhow::bail!("tls.cert_file and tls.key_file must be set together"),
-        };
         let store = Store::connect(&config.database_url(), config.db_max_connections)
             .await
             .context("opening the database")?;
@@ -92,7 +91,7 @@ impl Application {
         let node_id = Uuid::now_v7();
         let shutdown = CancellationToken::new();
         let keys = Arc::new(DataKeys::new(
-            Arc::new(keyring(&config, store.backend())?),
+            Arc::new(keyring(config, store.backend())?),
             store.clone(),
         ));
         let hub = Arc::new(Hub::new(config.limits.ws_queue));
@@ -105,7 +104,7 @@ impl Application {
         {
             background.push(listener);
         }
-        let (receipts_tx, receipts_task) = receipts::spawn(store.clone(), bus.clone(), clock.clone());
+        let (receipts, receipts_task) = receipts::spawn(store.clone(), bus.clone(), clock.clone());
         background.push(receipts_task);
         let (audit, audit_task) = AuditSink::spawn(store.clone(), clock.clone());
         background.push(audit_task);
@@ -118,18 +117,86 @@ impl Application {
             keys,
             Scanner::new(&config.dlp).map_err(anyhow::Error::msg)?,
         ));
+        let (hl7, hl7_writer) = Hl7::spawn(chat.clone(), config.hl7.clone()).context("hl7 configuration")?;
+        background.push(hl7_writer);
+        Ok(Self {
+            store,
+            chat,
+            hl7,
+            audit,
+            receipts,
+            background,
+            shutdown,
+            node_id,
+        })
+    }
+}
+
+/// A built, bound, not yet serving server.
+pub struct Application {
+    listener: TcpListener,
+    mllp: Option<(TcpListener, Option<tokio_rustls::TlsAcceptor>)>,
+    state: AppState,
+    background: Vec<JoinHandle<()>>,
+    node_id: Uuid,
+    tls: Option<RustlsConfig>,
+}
+
+impl Application {
+    /// Builds with the system clock.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Connects and migrates the database, starts background workers and binds the HTTP and
+    /// MLLP ports.
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        install_crypto_provider();
+        let tls = match (&config.tls.cert_file, &config.tls.key_file) {
+            (Some(cert), Some(key)) => Some(
+                RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| format!("loading TLS certificate {} and key", cert.display()))?,
+            ),
+            (None, None) => None,
+            _ => anyhow::bail!("tls.cert_file and tls.key_file must be set together"),
+        };
+        let mllp_tls = match (&config.hl7.tls.cert_file, &config.hl7.tls.key_file) {
+            (Some(cert), Some(key)) => Some(crate::hl7::mllp::tls_acceptor(cert, key)?),
+            (None, None) => None,
+            _ => anyhow::bail!("hl7.tls.cert_file and hl7.tls.key_file must be set together"),
+        };
+        let Core {
+            store,
+            chat,
+            hl7,
+            audit,
+            receipts: receipts_tx,
+            mut background,
+            shutdown,
+            node_id,
+        } = Core::build(&config, clock.clone()).await?;
         if let Some(job) = spawn_purge_job(chat.clone(), config.retention.clone(), shutdown.clone()) {
             background.push(job);
         }
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding HTTP to {}", config.http_addr))?;
+        let mllp = if config.hl7.enabled {
+            let l = TcpListener::bind(config.mllp_addr)
+                .await
+                .with_context(|| format!("binding MLLP to {}", config.mllp_addr))?;
+            Some((l, mllp_tls))
+        } else {
+            None
+        };
         let per_minute = NonZeroU32::new(config.limits.auth_failures_per_minute).unwrap_or(NonZeroU32::MIN);
         let auth_failures = Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
             per_minute,
         )));
         let state = AppState {
             chat,
+            hl7,
             store,
             clock,
             config: Arc::new(config),
@@ -142,11 +209,17 @@ impl Application {
         };
         Ok(Self {
             listener,
+            mllp,
             state,
             background,
             node_id,
             tls,
         })
+    }
+
+    /// The MLLP address actually bound, when the listener is enabled.
+    pub fn mllp_addr(&self) -> Option<SocketAddr> {
+        self.mllp.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// The address actually bound (useful with port 0).
@@ -181,6 +254,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self {
             listener,
+            mllp,
             state,
             background,
             tls,
@@ -188,6 +262,17 @@ impl Application {
         } = self;
         let shutdown = state.shutdown.clone();
         let store = state.store.clone();
+        let mllp_task = mllp.map(|(l, tls)| {
+            let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            tracing::info!(%addr, tls = tls.is_some(), "serving MLLP");
+            tokio::spawn(crate::hl7::mllp::serve(
+                l,
+                state.hl7.clone(),
+                tls,
+                shutdown.clone(),
+            ))
+        });
+        background_lifecycle(&state);
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let addr = listener.local_addr()?;
         match tls {
@@ -215,6 +300,9 @@ impl Application {
             }
         }
         shutdown.cancel();
+        if let Some(task) = mllp_task {
+            let _ = task.await;
+        }
         for task in background {
             if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
                 tracing::warn!("a background task did not stop within 5 s");
@@ -224,4 +312,24 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Starts the job that makes discharged encounters' rooms read-only, then archived, when their
+/// time comes (every minute; `POST /api/v1/retention/run` runs it at once).
+fn background_lifecycle(state: &AppState) {
+    let chat = state.chat.clone();
+    let stop = state.shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {
+                    if let Err(e) = chat.advance_room_lifecycle().await {
+                        tracing::warn!(error = %e, "room lifecycle job failed; retrying next minute");
+                    }
+                }
+            }
+        }
+    });
 }

@@ -46,7 +46,7 @@ pub enum ClientFrame {
 }
 
 /// What the server sends.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// A message in one of your rooms (yours included), after it was durably stored.

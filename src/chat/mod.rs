@@ -9,10 +9,12 @@ pub mod dlp;
 pub mod frames;
 pub mod history;
 pub mod hub;
+pub mod lifecycle;
 pub mod model;
 pub mod receipts;
 pub mod retention;
 pub mod rooms;
 pub mod service;
+pub mod system;
 
 pub use service::{Chat, Draft, Page, SendOutcome};

@@ -267,7 +267,7 @@ impl Chat {
         Ok((message, SendOutcome::Replayed))
     }
 
-    async fn fan_out(&self, message: &Message) {
+    pub(crate) async fn fan_out(&self, message: &Message) {
         if self.store.backend() == Backend::Postgres {
             return; // delivered by the notification listener, in commit order
         }

@@ -1,4 +1,4 @@
-//! The `wardline` command line: `serve`, `demo`, `migrate`, `token`, `user`.
+//! The `wardline` command line: `serve`, `demo`, `migrate`, `token`, `user`, `audit`, `keys`, `hl7`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +16,7 @@ use crate::store::Store;
 use crate::{demo, telemetry};
 
 mod admin;
+mod hl7;
 use admin::{AuditCommand, KeysCommand, TokenCommand, UserCommand};
 
 /// Wardline: care-team messaging for hospitals.
@@ -31,7 +32,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the HTTP (and, later, MLLP) listeners.
+    /// Run the HTTP and MLLP listeners.
     Serve(ServeArgs),
     /// Run with synthetic demo data in a throw-away (or given) data directory.
     Demo(ServeArgs),
@@ -49,6 +50,9 @@ enum Command {
     /// Manage encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The HL7 inbox: list errored messages, replay them after a mapping fix.
+    #[command(subcommand)]
+    Hl7(hl7::Hl7Command),
 }
 
 #[derive(Args, Debug, Default, Serialize)]
@@ -151,6 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => admin::user(cli.config.as_ref(), cmd).await,
         Command::Audit(cmd) => admin::audit(cli.config.as_ref(), cmd).await,
         Command::Keys(cmd) => admin::keys(cli.config.as_ref(), cmd).await,
+        Command::Hl7(cmd) => hl7::run(cli.config.as_ref(), cmd).await,
     }
 }
 
@@ -173,12 +178,17 @@ async fn run_demo(config: Option<&PathBuf>, mut args: ServeArgs) -> anyhow::Resu
         cfg.log_level = "warn".into();
     }
     telemetry::init_logging(cfg.log_format, &cfg.log_level);
+    demo::configure(&mut cfg)?;
     let data_dir = cfg.data_dir.clone();
     let db = Secret::new(cfg.database_url());
     let app = Application::build(cfg).await?;
     let logins = demo::load(app.store(), app.chat(), chrono::Utc::now().timestamp_millis()).await?;
     let url = format!("http://{}", app.local_addr());
+    let mllp = app.mllp_addr();
     println!("Wardline demo running at {url}");
+    if let Some(mllp) = mllp {
+        println!("  HL7 v2 MLLP: {mllp}   (send fixtures/hl7/*.hl7; see docs/hl7.md)");
+    }
     println!("  data: {} (database {db})", data_dir.display());
     println!("  API:  {url}/api/v1/openapi.json   health: {url}/readyz");
     println!("\nDemo tokens (use as 'Authorization: Bearer <token>'):");

@@ -131,6 +131,13 @@ impl DataKeys {
         }
     }
 
+    /// Forgets every scope → key mapping, after a transaction that may have created keys was
+    /// rolled back: the next use reads the committed key (or creates one) instead of sealing
+    /// with a key whose row never committed.
+    pub fn forget_uncommitted(&self) {
+        self.scopes.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// The active KEK id.
     pub fn active_kek(&self) -> &str {
         self.keyring.active_kek()

@@ -1,12 +1,15 @@
-//! Original-mode acknowledgements (SPEC §3), built with the `mllp` crate's ACK writer: the
-//! reply swaps sender and receiver, echoes MSH-10 in MSA-2, and for AE/AR carries an ERR
-//! segment naming the segment/field and the reason. This module adds what that writer leaves
-//! to the caller: MSH-7 (time of the reply), a unique MSH-10, and the trigger event in MSH-9.
+//! Original-mode acknowledgements (SPEC §3): the reply swaps sender and receiver, echoes MSH-10
+//! in MSA-2 and MSH-11 (processing id), names the trigger in MSH-9 (`ACK^A01^ACK`), and for AE/AR
+//! carries an ERR segment with the location (ERR-2) and HL7 table 0357 code (ERR-3).
+//!
+//! Written here rather than with the `mllp` crate's ACK writer, which puts the error code in
+//! MSA-4 (the *expected sequence number* since v2.4), always sends MSH-11 `P`, and leaves MSH-7
+//! and the trigger empty; its framing decoder is used by the listener.
 
 use chrono::{DateTime, Utc};
-use mllp::{AckCode, AckContext, ErrorDetail, ErrorLocation, Separators, Severity};
 
-use super::er7::{Delimiters, Er7};
+use super::er7::{Delimiters, encode_escapes};
+use super::message::{Header, Problem, Rejection};
 
 /// What to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,80 +30,121 @@ pub enum Verdict {
         /// HL7 table 0357 code, e.g. `200` unsupported message type, `203` unsupported version,
         /// `207` application internal error.
         code: &'static str,
+        /// Segment id, position and field, when known.
+        location: Option<(String, u32, u32)>,
         /// Reason.
         reason: String,
     },
 }
 
-fn separators(d: Option<Delimiters>) -> Separators {
-    match d {
-        Some(d) => Separators {
-            field: d.field,
-            component: d.component,
-            repetition: d.repetition,
-            escape: d.escape,
-            subcomponent: d.subcomponent,
-        },
-        None => Separators::default(),
+impl From<Problem> for Verdict {
+    fn from(p: Problem) -> Self {
+        Verdict::Error {
+            code: p.code,
+            location: p.location,
+            reason: p.reason,
+        }
     }
 }
 
-/// Builds the ACK for `message` (or, when even its header could not be read, a bare AR).
-pub fn build(message: Option<&Er7<'_>>, verdict: &Verdict, control_id: &str, now: DateTime<Utc>) -> String {
-    let get = |f: usize| message.and_then(|m| m.value("MSH", f)).unwrap_or_default();
-    let ctx = AckContext {
-        control_id: get(10),
-        sending_application: get(3),
-        sending_facility: get(4),
-        receiving_application: get(5),
-        receiving_facility: get(6),
-        version: get(12),
+impl From<Rejection> for Verdict {
+    fn from(r: Rejection) -> Self {
+        Verdict::Reject {
+            code: r.code,
+            location: r.location,
+            reason: r.reason,
+        }
+    }
+}
+
+impl Verdict {
+    /// MSA-1 of this verdict.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Verdict::Accept => "AA",
+            Verdict::Error { .. } => "AE",
+            Verdict::Reject { .. } => "AR",
+        }
+    }
+
+    /// An AR for when the server cannot commit: the sender should retry.
+    pub fn unavailable() -> Self {
+        Verdict::Reject {
+            code: "207",
+            location: None,
+            reason: "the message could not be stored now; retry".into(),
+        }
+    }
+}
+
+const DEFAULT_DELIMITERS: Delimiters = Delimiters {
+    field: '|',
+    component: '^',
+    repetition: '~',
+    escape: '\\',
+    subcomponent: '&',
+};
+
+/// Builds the ACK for a message with `header` (or, when even its header could not be read, a
+/// bare AR). Header fields are echoed as sent, so their escapes stay valid; reasons are escaped.
+pub fn build(header: Option<&Header>, verdict: &Verdict, control_id: &str, now: DateTime<Utc>) -> String {
+    let d = header.map(|h| h.delimiters).unwrap_or(DEFAULT_DELIMITERS);
+    let (f, c) = (d.field, d.component);
+    let get = |pick: fn(&Header) -> &str| header.map(pick).unwrap_or_default();
+    let version = match get(|h| &h.version) {
+        "" => "2.5.1",
+        v => v,
     };
-    let seps = separators(message.map(Er7::delimiters));
-    let mut ack = match verdict {
-        Verdict::Accept => mllp::build_ack(&ctx, AckCode::Accept, control_id, "", seps),
+    let processing = match get(|h| &h.processing_id) {
+        "" => "P",
+        p => p,
+    };
+    let msh9 = match get(|h| &h.trigger) {
+        "" => "ACK".to_string(),
+        t => format!("ACK{c}{t}{c}ACK"),
+    };
+    let stamp = now.format("%Y%m%d%H%M%S%.3f+0000");
+    let mut out = format!(
+        "MSH{f}{c}{r}{e}{s}{f}{ra}{f}{rf}{f}{sa}{f}{sf}{f}{stamp}{f}{f}{msh9}{f}{control_id}{f}{processing}{f}{version}\r",
+        r = d.repetition,
+        e = d.escape,
+        s = d.subcomponent,
+        ra = get(|h| &h.receiving_application),
+        rf = get(|h| &h.receiving_facility),
+        sa = get(|h| &h.sending_application),
+        sf = get(|h| &h.sending_facility),
+    );
+    let original = get(|h| &h.control_id);
+    match verdict {
+        Verdict::Accept => out.push_str(&format!("MSA{f}AA{f}{original}\r")),
         Verdict::Error {
             code,
             location,
             reason,
+        }
+        | Verdict::Reject {
+            code,
+            location,
+            reason,
         } => {
-            let mut detail = ErrorDetail::new(*code, reason.as_str(), Severity::Error);
-            detail.location = location
+            let reason = encode_escapes(reason, &d);
+            let ack_code = verdict.code();
+            let loc = location
                 .as_ref()
-                .map(|(seg, seq, field)| ErrorLocation::field(seg.clone(), *seq, *field));
-            mllp::build_ack_enhanced(&ctx, AckCode::Error, control_id, reason, &detail, seps)
+                .map(|(seg, seq, field)| format!("{seg}{c}{seq}{c}{field}"))
+                .unwrap_or_default();
+            out.push_str(&format!("MSA{f}{ack_code}{f}{original}{f}{reason}\r"));
+            out.push_str(&format!("ERR{f}{f}{loc}{f}{code}{c}{reason}{c}HL70357{f}E\r"));
         }
-        Verdict::Reject { code, reason } => {
-            let detail = ErrorDetail::new(*code, reason.as_str(), Severity::Error);
-            mllp::build_ack_enhanced(&ctx, AckCode::Reject, control_id, reason, &detail, seps)
-        }
-    };
-    // MSH-7 and the trigger event of MSH-9 (`ACK^A01^ACK`), which the writer leaves empty.
-    let trigger = message
-        .and_then(|m| m.component("MSH", 0, 9, 2))
-        .unwrap_or_default();
-    let stamp = now.format("%Y%m%d%H%M%S%.3f+0000").to_string();
-    let f = seps.field;
-    let c = seps.component;
-    let empty_time_and_type = format!("{f}{f}{f}ACK{f}");
-    if let Some(pos) = ack.find(&empty_time_and_type) {
-        let msh9 = if trigger.is_empty() {
-            "ACK".to_string()
-        } else {
-            format!("ACK{c}{trigger}{c}ACK")
-        };
-        ack.replace_range(
-            pos..pos + empty_time_and_type.len(),
-            &format!("{f}{stamp}{f}{f}{msh9}{f}"),
-        );
     }
-    ack
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hl7::er7::normalize_segments;
+    use crate::hl7::er7::{Er7, normalize_segments};
+    use crate::hl7::message::read_header;
 
     const ADT: &str = "MSH|^~\\&|MIRTH|GH|WARDLINE|GHW|20261123101500||ADT^A01^ADT_A01|MSG0001|P|2.5.1\rEVN|A01\rPID|1||MRN-1^^^GH^MR";
 
@@ -114,7 +158,8 @@ mod tests {
     fn accept_swaps_parties_and_echoes_the_control_id() {
         let text = normalize_segments(ADT);
         let m = Er7::parse(&text).unwrap();
-        let ack = build(Some(&m), &Verdict::Accept, "WL0001", now());
+        let h = read_header(&m).unwrap();
+        let ack = build(Some(&h), &Verdict::Accept, "WL0001", now());
         let parsed = Er7::parse(&ack).unwrap();
         assert_eq!(parsed.value("MSH", 3).as_deref(), Some("WARDLINE"));
         assert_eq!(parsed.value("MSH", 5).as_deref(), Some("MIRTH"));
@@ -135,7 +180,8 @@ mod tests {
             location: Some(("PID".into(), 3, 3)),
             reason: "PID-3 has no MRN".into(),
         };
-        let ack = build(Some(&m), &v, "WL0002", now());
+        let h = read_header(&m).unwrap();
+        let ack = build(Some(&h), &v, "WL0002", now());
         let parsed = Er7::parse(&ack).unwrap();
         assert_eq!(parsed.value("MSA", 1).as_deref(), Some("AE"));
         assert_eq!(parsed.value("MSA", 2).as_deref(), Some("MSG0001"));
@@ -144,14 +190,37 @@ mod tests {
         assert_eq!(parsed.component("ERR", 0, 2, 3).as_deref(), Some("3"));
         assert_eq!(parsed.component("ERR", 0, 3, 1).as_deref(), Some("101"));
         assert!(ack.contains("PID-3 has no MRN"));
+        assert_eq!(
+            parsed.value("MSA", 4),
+            None,
+            "MSA-4 is the expected sequence number, not a code"
+        );
+    }
+
+    #[test]
+    fn processing_id_is_echoed_and_reasons_are_escaped() {
+        let text = normalize_segments(ADT).replace("|P|2.5.1", "|T|2.5.1");
+        let m = Er7::parse(&text).unwrap();
+        let h = read_header(&m).unwrap();
+        let v = Verdict::Reject {
+            code: "203",
+            location: Some(("MSH".into(), 1, 12)),
+            reason: "version \"2|1\" is not supported".into(),
+        };
+        let ack = build(Some(&h), &v, "WL0004", now());
+        let parsed = Er7::parse(&ack).unwrap();
+        assert_eq!(parsed.value("MSH", 11).as_deref(), Some("T"));
+        assert_eq!(parsed.value("MSA", 1).as_deref(), Some("AR"));
+        assert_eq!(
+            parsed.value("MSA", 3).as_deref(),
+            Some("version \"2|1\" is not supported")
+        );
+        assert_eq!(parsed.component("ERR", 0, 2, 3).as_deref(), Some("12"));
     }
 
     #[test]
     fn rejects_even_without_a_readable_header() {
-        let v = Verdict::Reject {
-            code: "207",
-            reason: "the database is unavailable; retry".into(),
-        };
+        let v = Verdict::unavailable();
         let ack = build(None, &v, "WL0003", now());
         let parsed = Er7::parse(&ack).unwrap();
         assert_eq!(parsed.value("MSA", 1).as_deref(), Some("AR"));

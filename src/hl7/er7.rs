@@ -106,6 +106,23 @@ impl<'m> Er7<'m> {
         }
     }
 
+    /// A whole field as sent (components and escapes intact), for keys and echoes such as the
+    /// duplicate key and the ACK header; empty values are `None`.
+    pub fn raw_field(&self, segment: &str, n: usize, field: usize) -> Option<&'m str> {
+        let seg = self.message.segment_n(segment, n + 1)?;
+        let raw = seg.field(field)?.raw_value();
+        (!raw.is_empty()).then_some(raw)
+    }
+
+    /// The first subcomponent of a component of the first such segment (PID-5.1.1, the
+    /// surname), escapes decoded.
+    pub fn subcomponent_1(&self, segment: &str, field: usize, component: usize) -> Option<String> {
+        let seg = self.message.segment_n(segment, 1)?;
+        let raw = seg.field(field)?.repeat(1)?.component(component)?.raw_value();
+        let first = raw.split(self.delimiters.subcomponent).next().unwrap_or_default();
+        (!first.is_empty()).then(|| decode_escapes(first, &self.delimiters))
+    }
+
     /// The first component of a field.
     pub fn value(&self, segment: &str, field: usize) -> Option<String> {
         self.component(segment, 0, field, 1)
@@ -196,6 +213,38 @@ pub fn decode_escapes(value: &str, d: &Delimiters) -> String {
         rest = &after[end + d.escape.len_utf8()..];
     }
     out.push_str(rest);
+    out
+}
+
+/// Escapes the delimiters in free text (ACK reasons) so it cannot break the segment it is in;
+/// control characters become spaces.
+pub fn encode_escapes(text: &str, d: &Delimiters) -> String {
+    let mut out = String::with_capacity(text.len());
+    let e = d.escape;
+    for c in text.chars() {
+        let code = if c == d.field {
+            Some('F')
+        } else if c == d.component {
+            Some('S')
+        } else if c == d.subcomponent {
+            Some('T')
+        } else if c == d.repetition {
+            Some('R')
+        } else if c == e {
+            Some('E')
+        } else {
+            None
+        };
+        match code {
+            Some(code) => {
+                out.push(e);
+                out.push(code);
+                out.push(e);
+            }
+            None if c.is_control() => out.push(' '),
+            None => out.push(c),
+        }
+    }
     out
 }
 
@@ -307,6 +356,14 @@ PV1|1|I|4W^412^A^GH||||1234567893^OSEI^KWAME";
         );
         assert_eq!(decode_escapes("unterminated \\F", &D), "unterminated \\F");
         assert_eq!(decode_escapes("\\H\\bold\\N\\", &D), "\\H\\bold\\N\\");
+    }
+
+    #[test]
+    fn free_text_is_escaped_and_reads_back() {
+        let text = "a|b^c~d\\e&f\rg";
+        let enc = encode_escapes(text, &D);
+        assert_eq!(enc, "a\\F\\b\\S\\c\\R\\d\\E\\e\\T\\f g");
+        assert_eq!(decode_escapes(&enc, &D), "a|b^c~d\\e&f g");
     }
 
     #[test]

@@ -40,7 +40,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::UnsupportedMediaType | Error::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Database(e) if is_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) | Error::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -60,7 +60,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::PayloadTooLarge => "payload-too-large",
             Error::TooManyRequests(_) => "rate-limited",
-            Error::UnsupportedMediaType => "unsupported-media-type",
+            Error::UnsupportedMediaType | Error::UnsupportedType(_) => "unsupported-media-type",
             Error::Database(_) => "storage",
             Error::Internal(_) => "internal",
             Error::Crypto(_) => "undecryptable",

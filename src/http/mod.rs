@@ -7,6 +7,7 @@ pub mod audit;
 pub mod break_glass;
 pub mod error;
 pub mod extract;
+pub mod hl7;
 pub mod messages;
 pub mod openapi;
 pub mod ops;
@@ -43,6 +44,8 @@ use crate::store::Store;
 pub struct AppState {
     /// The chat core.
     pub chat: Arc<Chat>,
+    /// The HL7 v2 interface.
+    pub hl7: Arc<crate::hl7::Hl7>,
     /// The database.
     pub store: Store,
     /// Time source.
@@ -106,6 +109,7 @@ pub fn router(state: AppState) -> Router {
     let tls = state.config.tls.cert_file.is_some();
     let router = Router::new()
         .nest("/api/v1", api)
+        .route("/hl7", post(hl7::receive))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -94,9 +94,20 @@ pub async fn release(
 pub struct PurgeReport {
     /// Rooms crypto-shredded and emptied.
     pub purged: Vec<Uuid>,
+    /// Discharged encounters' rooms made read-only or archived on schedule.
+    pub lifecycle: Vec<RoomMove>,
 }
 
-/// Runs the retention purge now (admins), as the periodic job does.
+/// A room moved on by the discharge schedule.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomMove {
+    /// The room.
+    pub room_id: Uuid,
+    /// `read_only` or `archived`.
+    pub status: &'static str,
+}
+
+/// Runs the room lifecycle and retention purge now (admins), as the periodic jobs do.
 #[utoipa::path(post, path = "/api/v1/retention/run", tag = "retention",
     responses((status = 200, body = PurgeReport), (status = 403, body = Problem)), security(("bearer" = [])))]
 pub async fn run(State(state): State<AppState>, who: Principal) -> Result<Json<PurgeReport>> {
@@ -108,6 +119,13 @@ pub async fn run(State(state): State<AppState>, who: Principal) -> Result<Json<P
         Record::Refusals,
     );
     gate.await?;
+    let advanced = state.chat.advance_room_lifecycle().await?;
     let purged = state.chat.purge_due(&state.config.retention).await?;
-    Ok(Json(PurgeReport { purged }))
+    Ok(Json(PurgeReport {
+        purged,
+        lifecycle: advanced
+            .into_iter()
+            .map(|(room_id, status)| RoomMove { room_id, status })
+            .collect(),
+    }))
 }

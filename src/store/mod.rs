@@ -10,6 +10,8 @@
 pub mod attachments;
 pub mod audit;
 pub mod break_glass;
+pub mod encounters;
+pub mod hl7;
 pub mod keys;
 pub mod messages;
 pub mod patients;

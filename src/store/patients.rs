@@ -102,3 +102,175 @@ pub async fn encounter_exists<'c, E: Executor<'c, Database = Any>>(ex: E, id: Uu
         .await?;
     Ok(row.is_some())
 }
+
+/// A patient as the ADT logic sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PatientRow {
+    /// Id text.
+    pub id: String,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// FHIR date.
+    pub birth_date: Option<String>,
+    /// FHIR gender.
+    pub sex: Option<String>,
+    /// Survivor, when merged away.
+    pub merged_into: Option<String>,
+    /// Event time of the demographics held (newest wins).
+    pub demographics_at: Option<i64>,
+}
+
+/// The patient holding an identifier.
+pub async fn patient_by_identifier(
+    conn: &mut AnyConnection,
+    system: &str,
+    value: &str,
+) -> Result<Option<PatientRow>> {
+    Ok(sqlx::query_as(
+        "SELECT p.id, p.family_name, p.given_name, p.birth_date, p.sex, p.merged_into, p.demographics_at
+         FROM patient_identifiers i JOIN patients p ON p.id = i.patient_id
+         WHERE i.system = $1 AND i.value = $2",
+    )
+    .bind(system)
+    .bind(value)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Saves a patient's demographics: inserts a new patient (without identifiers) or replaces
+/// name, birth date and sex, recording the event time they are from.
+pub async fn save_patient(conn: &mut AnyConnection, p: &PatientRow, now_ms: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO patients (id, family_name, given_name, birth_date, sex, demographics_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+         ON CONFLICT (id) DO UPDATE SET family_name = excluded.family_name, given_name = excluded.given_name,
+             birth_date = excluded.birth_date, sex = excluded.sex, demographics_at = excluded.demographics_at,
+             updated_at = excluded.updated_at",
+    )
+    .bind(&p.id)
+    .bind(&p.family_name)
+    .bind(&p.given_name)
+    .bind(&p.birth_date)
+    .bind(&p.sex)
+    .bind(p.demographics_at)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Gives a patient an identifier; false when the identifier already belongs to someone.
+pub async fn add_identifier(
+    conn: &mut AnyConnection,
+    system: &str,
+    value: &str,
+    patient_id: &str,
+) -> Result<bool> {
+    let res = sqlx::query(
+        "INSERT INTO patient_identifiers (system, value, patient_id) VALUES ($1, $2, $3)
+         ON CONFLICT (system, value) DO NOTHING",
+    )
+    .bind(system)
+    .bind(value)
+    .bind(patient_id)
+    .execute(conn)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Moves every identifier and encounter of `prior` to `survivor` and marks `prior` merged;
+/// returns what moved (identifiers as `system|value`, encounter ids) for the reversible record.
+pub async fn merge_into(
+    conn: &mut AnyConnection,
+    prior: &str,
+    survivor: &str,
+    now_ms: i64,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let ids: Vec<(String, String)> = sqlx::query_as(
+        "SELECT system, value FROM patient_identifiers WHERE patient_id = $1 ORDER BY system, value",
+    )
+    .bind(prior)
+    .fetch_all(&mut *conn)
+    .await?;
+    let encounters: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM encounters WHERE patient_id = $1 ORDER BY id")
+            .bind(prior)
+            .fetch_all(&mut *conn)
+            .await?;
+    sqlx::query("UPDATE patient_identifiers SET patient_id = $2 WHERE patient_id = $1")
+        .bind(prior)
+        .bind(survivor)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE encounters SET patient_id = $2, updated_at = $3 WHERE patient_id = $1")
+        .bind(prior)
+        .bind(survivor)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE patients SET merged_into = $2, updated_at = $3 WHERE id = $1")
+        .bind(prior)
+        .bind(survivor)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+    Ok((
+        ids.into_iter().map(|(s, v)| format!("{s}|{v}")).collect(),
+        encounters.into_iter().map(|(e,)| e).collect(),
+    ))
+}
+
+/// Keeps what a merge moved, so an administrator can reverse it.
+pub async fn record_merge(
+    conn: &mut AnyConnection,
+    id: &str,
+    (survivor, prior): (&str, &str),
+    (identifiers, encounters): (&[String], &[String]),
+    inbox_id: Option<&str>,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO patient_merges (id, survivor_id, prior_id, identifiers, encounters, inbox_id, merged_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(survivor)
+    .bind(prior)
+    .bind(serde_json::to_string(identifiers).unwrap_or_default())
+    .bind(serde_json::to_string(encounters).unwrap_or_default())
+    .bind(inbox_id)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A patient by id.
+pub async fn patient_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<PatientRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, family_name, given_name, birth_date, sex, merged_into, demographics_at FROM patients WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Whether an identifier belongs to this patient.
+pub async fn identifier_is(
+    conn: &mut AnyConnection,
+    system: &str,
+    value: &str,
+    patient_id: &str,
+) -> Result<bool> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT 1 FROM patient_identifiers WHERE system = $1 AND value = $2 AND patient_id = $3",
+    )
+    .bind(system)
+    .bind(value)
+    .bind(patient_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}

@@ -190,3 +190,110 @@ pub async fn member_ids<'c, E: Executor<'c, Database = Any>>(ex: E, room_id: Uui
         .await?;
     rows.iter().map(|(id,)| parse_id(id)).collect()
 }
+
+/// The patient-encounter room of an encounter.
+pub async fn room_for_encounter(conn: &mut AnyConnection, encounter_id: &str) -> Result<Option<Room>> {
+    let sql = concat!(
+        "SELECT ",
+        room_columns!(),
+        " FROM rooms r WHERE r.encounter_id = $1"
+    );
+    let row: Option<RoomRow> = sqlx::query_as(sql)
+        .bind(encounter_id)
+        .fetch_optional(conn)
+        .await?;
+    row.map(Room::try_from).transpose()
+}
+
+/// Sets a room's status and its scheduled read-only and archive times (set at discharge,
+/// cleared when a discharge is cancelled). Archiving stamps the time retention starts from.
+pub async fn set_lifecycle(
+    conn: &mut AnyConnection,
+    room_id: Uuid,
+    status: &str,
+    (read_only_at, archive_at): (Option<i64>, Option<i64>),
+    now_ms: i64,
+) -> Result<bool> {
+    let res = sqlx::query(
+        "UPDATE rooms SET status = $2, read_only_at = $3, archive_at = $4,
+                archived_at = CASE WHEN $2 = 'archived' THEN COALESCE(archived_at, $5) ELSE NULL END
+         WHERE id = $1 AND purged_at IS NULL",
+    )
+    .bind(room_id.to_string())
+    .bind(status)
+    .bind(read_only_at)
+    .bind(archive_at)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Rooms whose scheduled read-only or archive time has come: (room id, new status).
+pub async fn lifecycle_due(pool: &AnyPool, now_ms: i64) -> Result<Vec<(Uuid, &'static str)>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT id, CASE WHEN archive_at IS NOT NULL AND archive_at <= $1 THEN 1 ELSE 0 END
+         FROM rooms
+         WHERE purged_at IS NULL AND (
+               (status <> 'archived' AND archive_at IS NOT NULL AND archive_at <= $1)
+            OR (status = 'active' AND read_only_at IS NOT NULL AND read_only_at <= $1))
+         ORDER BY id",
+    )
+    .bind(now_ms)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(id, archive)| {
+            Ok((
+                parse_id(&id)?,
+                if archive == 1 { "archived" } else { "read_only" },
+            ))
+        })
+        .collect()
+}
+
+/// Moves a room on to `status` if it is still in an earlier lifecycle state; false when another
+/// node (or a cancelled discharge) got there first.
+pub async fn advance_lifecycle(
+    conn: &mut AnyConnection,
+    room_id: Uuid,
+    status: &str,
+    now_ms: i64,
+) -> Result<bool> {
+    let res = sqlx::query(
+        "UPDATE rooms SET status = $2,
+                archived_at = CASE WHEN $2 = 'archived' THEN $3 ELSE archived_at END
+         WHERE id = $1 AND purged_at IS NULL AND status <> 'archived'
+           AND (($2 = 'archived' AND archive_at IS NOT NULL AND archive_at <= $3)
+             OR ($2 = 'read_only' AND status = 'active' AND read_only_at IS NOT NULL AND read_only_at <= $3))",
+    )
+    .bind(room_id.to_string())
+    .bind(status)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// Members and the reason each is there, for membership that follows the ADT feed.
+pub async fn member_reasons(conn: &mut AnyConnection, room_id: Uuid) -> Result<Vec<(Uuid, String)>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT user_id, reason FROM room_members WHERE room_id = $1")
+            .bind(room_id.to_string())
+            .fetch_all(conn)
+            .await?;
+    rows.into_iter().map(|(u, r)| Ok((parse_id(&u)?, r))).collect()
+}
+
+/// Renames the patient-encounter rooms of a patient's encounters to `name · visit number`.
+pub async fn rename_patient_rooms(conn: &mut AnyConnection, patient_id: &str, name: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE rooms SET name = $2 || ' · ' || (SELECT e.visit_number FROM encounters e WHERE e.id = rooms.encounter_id)
+         WHERE encounter_id IN (SELECT id FROM encounters WHERE patient_id = $1)",
+    )
+    .bind(patient_id)
+    .bind(name)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -28,32 +28,54 @@ pub fn pg_server() -> String {
     std::env::var("WARDLINE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
-/// Generates `#[tokio::test]`s running `$body(app)` once on SQLite and once on PostgreSQL.
+/// Generates `#[tokio::test]`s running `$body(app)` once on SQLite and once on PostgreSQL, on
+/// servers from `spawn_app` or, with `using $spawn;` first, from `$spawn(backend)`.
 #[macro_export]
 macro_rules! both_backends {
-    ($($name:ident),+ $(,)?) => {
+    (using $spawn:path; $($name:ident),+ $(,)?) => {
         $(
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await;
+                    let app = $spawn($crate::helpers::Backend::Sqlite).await;
                     super::$name(&app).await;
                     app.stop().await;
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await;
+                    let app = $spawn($crate::helpers::Backend::Postgres).await;
                     super::$name(&app).await;
                     app.stop().await;
                 }
             }
         )+
     };
+    ($($name:ident),+ $(,)?) => {
+        $crate::both_backends!(using $crate::helpers::spawn_app; $($name),+);
+    };
+}
+
+/// A self-signed certificate for `localhost` written to a temporary directory: (cert, cert
+/// path, key path, the directory that holds them).
+pub fn self_signed() -> (
+    rcgen::Certificate,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    tempfile::TempDir,
+) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    (cert.cert, cert_path, key_path, dir)
 }
 
 /// A running server and what tests need to talk to it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The MLLP listener (HL7 v2).
+    pub mllp: SocketAddr,
     pub base: String,
     pub client: reqwest::Client,
     pub admin_token: String,
@@ -93,6 +115,7 @@ pub const TEST_KEK: &str = "dGVzdC1rZWstMzItYnl0ZXMtbG9uZy0tLS0tLS0tLS0=";
 pub fn test_config(database_url: &str) -> Config {
     let mut cfg = Config {
         http_addr: "127.0.0.1:0".parse().expect("addr"),
+        mllp_addr: "127.0.0.1:0".parse().expect("addr"),
         database_url: Some(Secret::new(database_url)),
         db_max_connections: 4,
         ..Config::default()
@@ -132,10 +155,14 @@ pub async fn spawn_node_with(url: &str, change: impl FnOnce(&mut Config)) -> Tes
     change(&mut cfg);
     let app = Application::build(cfg).await.expect("server builds");
     let addr = app.local_addr();
+    let mllp = app
+        .mllp_addr()
+        .unwrap_or_else(|| "127.0.0.1:9".parse().expect("addr"));
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         addr,
+        mllp,
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
         admin_token: String::new(),

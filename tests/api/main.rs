@@ -11,6 +11,8 @@ mod chat_rest;
 mod cluster;
 mod dlp;
 mod encryption;
+mod hl7;
+mod mllp;
 mod ops;
 mod process;
 mod retention;

@@ -53,6 +53,7 @@ async fn serve_and_check_logs(backend: Backend) {
     let mut child = Command::new(BIN)
         .arg("serve")
         .env("WARDLINE_HTTP_ADDR", "127.0.0.1:0")
+        .env("WARDLINE_MLLP_ADDR", "127.0.0.1:0")
         .env("WARDLINE_KEYS__KEKS__CI", crate::helpers::TEST_KEK)
         .env("DATABASE_URL", &db)
         .env("WARDLINE_LOG_FORMAT", "json")

@@ -9,11 +9,7 @@ use crate::helpers::{Backend, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_https_with_hsts() {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let (cert, cert_path, key_path, _dir) = crate::helpers::self_signed();
     let app = spawn_app_with(Backend::Sqlite, |c| {
         c.tls.cert_file = Some(cert_path.clone());
         c.tls.key_file = Some(key_path.clone());
@@ -21,7 +17,7 @@ async fn serves_https_with_hsts() {
     .await;
 
     let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
         .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], app.addr.port())))
         .build()
         .unwrap();
