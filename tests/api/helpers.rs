@@ -174,7 +174,7 @@ pub async fn spawn_node_with(url: &str, change: impl FnOnce(&mut Config)) -> Tes
     }
 }
 
-async fn bootstrap_admin(url: &str) -> String {
+pub async fn bootstrap_admin(url: &str) -> String {
     let store = wardline::store::Store::connect(url, 1).await.expect("connect");
     let admin = UserRecord {
         id: Uuid::now_v7(),

@@ -12,6 +12,7 @@ mod cluster;
 mod dlp;
 mod encryption;
 mod hl7;
+mod hl7_process;
 mod mllp;
 mod ops;
 mod process;
