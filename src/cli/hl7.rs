@@ -22,6 +22,10 @@ pub enum Hl7Command {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+        /// List applied messages with mapping warnings instead (unknown practitioners, units
+        /// without a team).
+        #[arg(long)]
+        warnings: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -71,13 +75,23 @@ fn print(entries: &[Entry], json: bool) {
 /// Runs an `hl7` subcommand.
 pub async fn run(config: Option<&PathBuf>, cmd: Hl7Command) -> anyhow::Result<()> {
     match cmd {
-        Hl7Command::Errors { limit, json, db } => {
+        Hl7Command::Errors {
+            limit,
+            json,
+            warnings,
+            db,
+        } => {
             let cfg = load(config, &db)?;
             let store = open_store(&cfg).await?;
-            let entries = inbox::errors(&store, limit).await?;
+            let entries = if warnings {
+                inbox::warnings(&store, limit).await?
+            } else {
+                inbox::errors(&store, limit).await?
+            };
             print(&entries, json);
             if !json {
-                println!("{} errored message(s)", entries.len());
+                let what = if warnings { "with warnings" } else { "errored" };
+                println!("{} {what} message(s)", entries.len());
             }
             Ok(())
         }

@@ -131,7 +131,7 @@ pub fn build(header: Option<&Header>, verdict: &Verdict, control_id: &str, now: 
             let ack_code = verdict.code();
             let loc = location
                 .as_ref()
-                .map(|(seg, seq, field)| format!("{seg}{c}{seq}{c}{field}"))
+                .map(|(seg, seq, field)| format!("{}{c}{seq}{c}{field}", encode_escapes(seg, &d)))
                 .unwrap_or_default();
             out.push_str(&format!("MSA{f}{ack_code}{f}{original}{f}{reason}\r"));
             out.push_str(&format!("ERR{f}{f}{loc}{f}{code}{c}{reason}{c}HL70357{f}E\r"));

@@ -73,6 +73,12 @@ pub async fn errors(store: &Store, limit: i64) -> Result<Vec<Entry>> {
     Ok(rows.iter().map(Entry::from).collect())
 }
 
+/// Applied messages whose mapping had gaps (unknown practitioner, unit without a team).
+pub async fn warnings(store: &Store, limit: i64) -> Result<Vec<Entry>> {
+    let rows = store::with_warnings(store.reader(), limit).await?;
+    Ok(rows.iter().map(Entry::from).collect())
+}
+
 impl Hl7 {
     /// Replays the given inbox entries (or, with none given, every errored one), oldest first;
     /// returns each entry as it stands afterwards.

@@ -128,6 +128,18 @@ pub async fn with_outcome(pool: &AnyPool, outcome: &str, limit: i64) -> Result<V
     .await?)
 }
 
+/// Applied rows that carry mapping warnings (oldest first), for the analyst's to-do list.
+pub async fn with_warnings(pool: &AnyPool, limit: i64) -> Result<Vec<InboxRecord>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM hl7_inbox WHERE warnings IS NOT NULL AND outcome <> 'error' ORDER BY received_at, id LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// One inbox row.
 pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<InboxRecord>> {
     Ok(

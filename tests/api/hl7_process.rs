@@ -77,6 +77,9 @@ async fn replay_after_a_mapping_fix(backend: Backend) {
     assert!(replayed.contains("1 replayed, 0 still in error"), "{replayed}");
     let json = cli(&config, &db, &["hl7", "errors", "--json"]);
     assert_eq!(json.trim(), "", "nothing left in error");
+    // No unit teams are configured: the analyst's to-do list says so, naming the field.
+    let warned = cli(&config, &db, &["hl7", "errors", "--warnings"]);
+    assert!(warned.contains("PV1-3.1: unit 4W has no unit team"), "{warned}");
 
     let app = spawn_node_with(&db, |_| {}).await;
     let rooms: Value = app
