@@ -49,13 +49,20 @@ macro_rules! columns {
     };
 }
 
-/// The encounter with a visit number.
+/// The encounter with a visit number. On PostgreSQL the row stays locked until the transaction
+/// ends, so two nodes applying events to one encounter take turns instead of losing an update
+/// (SQLite has one writer, which serialises them anyway).
 pub async fn by_visit(conn: &mut AnyConnection, system: &str, number: &str) -> Result<Option<EncounterRow>> {
-    Ok(sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM encounters WHERE visit_system = $1 AND visit_number = $2"
-    ))
+    let sql = if conn.backend_name() == "PostgreSQL" {
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM encounters WHERE visit_system = $1 AND visit_number = $2 FOR UPDATE"
+        )
+    } else {
+        concat!("SELECT ", columns!(), " FROM encounters WHERE visit_system = $1 AND visit_number = $2")
+    };
+    Ok(sqlx::query_as(sql)
     .bind(system)
     .bind(number)
     .fetch_optional(conn)

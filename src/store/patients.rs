@@ -122,17 +122,23 @@ pub struct PatientRow {
     pub demographics_at: Option<i64>,
 }
 
-/// The patient holding an identifier.
+/// The patient holding an identifier; on PostgreSQL its row stays locked until the transaction
+/// ends (see `encounters::by_visit`).
 pub async fn patient_by_identifier(
     conn: &mut AnyConnection,
     system: &str,
     value: &str,
 ) -> Result<Option<PatientRow>> {
-    Ok(sqlx::query_as(
+    let sql = if conn.backend_name() == "PostgreSQL" {
         "SELECT p.id, p.family_name, p.given_name, p.birth_date, p.sex, p.merged_into, p.demographics_at
          FROM patient_identifiers i JOIN patients p ON p.id = i.patient_id
-         WHERE i.system = $1 AND i.value = $2",
-    )
+         WHERE i.system = $1 AND i.value = $2 FOR UPDATE OF p"
+    } else {
+        "SELECT p.id, p.family_name, p.given_name, p.birth_date, p.sex, p.merged_into, p.demographics_at
+         FROM patient_identifiers i JOIN patients p ON p.id = i.patient_id
+         WHERE i.system = $1 AND i.value = $2"
+    };
+    Ok(sqlx::query_as(sql)
     .bind(system)
     .bind(value)
     .fetch_optional(conn)
