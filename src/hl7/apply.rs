@@ -15,7 +15,7 @@ use crate::audit::Event;
 use crate::chat::Chat;
 use crate::chat::bus::Target;
 use crate::chat::frames::{MemberChange, ServerFrame};
-use crate::chat::model::{MemberReason, Message, RoomKind};
+use crate::chat::model::{MemberReason, Message, Room, RoomKind, RoomStatus, from_ms};
 use crate::error::Error;
 use crate::store::patients::{self, PatientRow};
 use crate::store::{encounters, parse_id, rooms, users};
@@ -120,15 +120,15 @@ pub async fn apply(ctx: &Context<'_>, conn: &mut AnyConnection, adt: &Adt) -> Re
         Decision::Apply(plan) => plan,
     };
     let patient = match (&current, patient) {
-        (Some(cur), _) => cur.patient_id.clone(),
-        (None, Some(p)) => p.id,
+        (Some(cur), p) => (cur.patient_id.clone(), p.filter(|p| p.id == cur.patient_id)),
+        (None, Some(p)) => (p.id.clone(), Some(p)),
         (None, None) => {
             return Err(ApplyError::Store(Error::Internal(
                 "admission without patient".into(),
             )));
         }
     };
-    encounter(ctx, conn, adt, *plan, &patient, &mut out).await?;
+    encounter(ctx, conn, adt, *plan, patient, &mut out).await?;
     Ok(out)
 }
 
@@ -278,7 +278,7 @@ async fn encounter(
     conn: &mut AnyConnection,
     adt: &Adt,
     plan: EncounterPlan,
-    patient_id: &str,
+    (patient_id, patient): (String, Option<PatientRow>),
     out: &mut Applied,
 ) -> Result<(), ApplyError> {
     let EncounterPlan {
@@ -292,7 +292,7 @@ async fn encounter(
     let trigger = format!("{:?}", adt.trigger);
     if is_new {
         next.id = Uuid::now_v7().to_string();
-        next.patient_id = patient_id.to_string();
+        next.patient_id = patient_id;
     }
     encounters::save(conn, &next, ctx.now_ms).await?;
     out.audit.push(ctx.event(
@@ -307,9 +307,14 @@ async fn encounter(
     ));
     out.encounter_id = Some(next.id.clone());
     let mut room = rooms::room_for_encounter(conn, &next.id).await?;
-    if room.is_none() && action == RoomAction::Open {
+    let created = room.is_none() && action == RoomAction::Open;
+    if created {
         let id = Uuid::now_v7();
-        let name = match patients::patient_by_id(conn, &next.patient_id).await? {
+        let patient = match patient {
+            Some(p) => Some(p),
+            None => patients::patient_by_id(conn, &next.patient_id).await?,
+        };
+        let name = match patient {
             Some(p) => format!("{} · {}", full_name(&p), next.visit_number),
             None => format!("Encounter {}", next.visit_number),
         };
@@ -331,7 +336,15 @@ async fn encounter(
         ));
         practitioners_changed = true;
         unit_change = Some((None, next.location_unit.clone()));
-        room = rooms::room_by_id(&mut *conn, id).await?;
+        room = Some(Room {
+            id,
+            kind: RoomKind::PatientEncounter,
+            name,
+            status: RoomStatus::Active,
+            encounter_id: Some(parse_id(&next.id)?),
+            role_key: None,
+            created_at: from_ms(ctx.now_ms),
+        });
     }
     let Some(room) = room else {
         return Ok(());
@@ -345,7 +358,7 @@ async fn encounter(
         } => Some(("active", Some(read_only_at), Some(archive_at))),
         RoomAction::CloseNow { archive_at } => Some(("read_only", None, Some(archive_at))),
     };
-    if let Some((status, ro, ar)) = lifecycle {
+    if let Some((status, ro, ar)) = lifecycle.filter(|_| !created) {
         rooms::set_lifecycle(conn, room.id, status, (ro, ar), ctx.now_ms).await?;
         if status != room.status.as_str() {
             out.audit.push(ctx.event(
@@ -388,7 +401,7 @@ async fn encounter(
             }
         }
     }
-    sync_members(
+    let added = sync_members(
         ctx,
         conn,
         room.id,
@@ -403,6 +416,10 @@ async fn encounter(
             .push(ctx.chat.post_system(conn, room.id, &note, ctx.now_ms).await?);
     }
     if let Some(room) = rooms::room_by_id(&mut *conn, room.id).await? {
+        if !added.is_empty() {
+            let frame = ServerFrame::Room { room: room.clone() };
+            out.frames.push((Target::Users(added), frame));
+        }
         out.frames
             .push((Target::Room(room.id), ServerFrame::Room { room }));
     }
@@ -410,7 +427,8 @@ async fn encounter(
 }
 
 /// Removes feed-managed members who are no longer named and adds those who now are; members
-/// who joined for other reasons (invited, break-glass...) are never touched.
+/// who joined for other reasons (invited, break-glass...) are never touched. Returns who was
+/// added (they are sent the room after commit).
 async fn sync_members(
     ctx: &Context<'_>,
     conn: &mut AnyConnection,
@@ -419,7 +437,8 @@ async fn sync_members(
     team_out: &BTreeSet<Uuid>,
     desired: &BTreeMap<Uuid, MemberReason>,
     out: &mut Applied,
-) -> Result<(), ApplyError> {
+) -> Result<Vec<Uuid>, ApplyError> {
+    let mut added = Vec::new();
     let current = rooms::member_reasons(conn, room_id).await?;
     let practitioner_reasons = ["attending", "consulting", "admitting"];
     for (user, reason) in &current {
@@ -462,13 +481,10 @@ async fn sync_members(
                     reason: Some(*reason),
                 },
             ));
-            if let Some(room) = rooms::room_by_id(&mut *conn, room_id).await? {
-                out.frames
-                    .push((Target::Users(vec![*user]), ServerFrame::Room { room }));
-            }
+            added.push(*user);
         }
     }
-    Ok(())
+    Ok(added)
 }
 
 async fn practitioner(

@@ -60,13 +60,17 @@ pub async fn by_visit(conn: &mut AnyConnection, system: &str, number: &str) -> R
             " FROM encounters WHERE visit_system = $1 AND visit_number = $2 FOR UPDATE"
         )
     } else {
-        concat!("SELECT ", columns!(), " FROM encounters WHERE visit_system = $1 AND visit_number = $2")
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM encounters WHERE visit_system = $1 AND visit_number = $2"
+        )
     };
     Ok(sqlx::query_as(sql)
-    .bind(system)
-    .bind(number)
-    .fetch_optional(conn)
-    .await?)
+        .bind(system)
+        .bind(number)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// Saves an encounter whole: inserts a new one, or replaces every mutable field of an existing

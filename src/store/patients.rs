@@ -139,10 +139,10 @@ pub async fn patient_by_identifier(
          WHERE i.system = $1 AND i.value = $2"
     };
     Ok(sqlx::query_as(sql)
-    .bind(system)
-    .bind(value)
-    .fetch_optional(conn)
-    .await?)
+        .bind(system)
+        .bind(value)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// Saves a patient's demographics: inserts a new patient (without identifiers) or replaces
