@@ -169,6 +169,7 @@ both_backends!(
     many_connections_at_once,
     system_messages_reach_connected_members_live,
     post_hl7_needs_an_integration_account,
+    hostile_messages_never_break_the_ingest_path,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,4 +254,86 @@ async fn mllp_over_tls() {
         "no ACK in plain text"
     );
     app.stop().await;
+}
+
+/// A random mutation of a fixture: bytes cut out, hostile text spliced in, segments repeated or
+/// reordered, the trigger changed.
+fn mutations() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let names = [
+        "a01_admit",
+        "a02_transfer",
+        "a03_discharge",
+        "a08_update",
+        "a11_cancel_admit",
+        "a12_cancel_transfer",
+        "a13_cancel_discharge",
+        "a40_merge",
+        "escapes_non_ascii",
+        "err_missing_mrn",
+    ];
+    let hostile = prop_oneof![
+        Just("|".to_string()),
+        Just("^~\\&".to_string()),
+        Just("\\X00\\\\XZZ\\\\E\\\\".to_string()),
+        Just("\r".to_string()),
+        Just("\n\n".to_string()),
+        Just("ééé\\F\\".to_string()),
+        Just("PV1|1|I|||||||||||||||||".to_string()),
+        Just("\u{0}\u{1c}\u{b}".to_string()),
+        "\\PC{0,20}",
+        "[0-9]{0,16}",
+    ];
+    (
+        prop::sample::select(names.to_vec()),
+        0usize..4000,
+        0usize..40,
+        hostile,
+        "A[0-9]{2}",
+        any::<bool>(),
+    )
+        .prop_map(|(name, at, cut, insert, trigger, shuffle)| {
+            let text = fixture(name);
+            let mut chars: Vec<char> = text.chars().collect();
+            let at = at % (chars.len() + 1);
+            let end = (at + cut).min(chars.len());
+            chars.splice(at..end, insert.chars());
+            let mut text: String = chars.into_iter().collect();
+            if shuffle {
+                let mut segs: Vec<&str> = text.split('\r').collect();
+                segs.reverse();
+                segs.rotate_right(1);
+                text = segs.join("\r");
+            }
+            text.replacen("^A", &format!("^{trigger}"), 1)
+        })
+}
+
+async fn hostile_messages_never_break_the_ingest_path(app: &TestApp) {
+    use proptest::strategy::{Strategy, ValueTree};
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = mutations();
+    let mut c = Mllp::connect(app.mllp).await;
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..300 {
+        let msg = strategy.new_tree(&mut runner).unwrap().current();
+        let ack = c.send(&msg).await;
+        let code = field(&ack, "MSA", 1);
+        assert!(["AA", "AE", "AR"].contains(&code.as_str()), "{msg:?} → {ack:?}");
+        *seen.entry(code).or_insert(0) += 1;
+    }
+    assert!(
+        seen.len() >= 2,
+        "the mutations reach more than one outcome: {seen:?}"
+    );
+    eprintln!("hostile messages: {seen:?}");
+    // Still healthy and still applying.
+    assert_eq!(field(&c.send(&admission(999_999)).await, "MSA", 1), "AA");
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
 }
