@@ -9,16 +9,18 @@ use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::adt::{self, Decision, EncounterPlan, Practitioners, RoomAction, Timing};
-use super::mapping::{Hl7Config, PractitionerKey};
+use super::mapping::Hl7Config;
+use super::members::{practitioner, sync_members, unit_team};
 use super::message::{Adt, Problem, Trigger};
+use super::patients::{merge, upsert_patient};
 use crate::audit::Event;
 use crate::chat::Chat;
 use crate::chat::bus::Target;
-use crate::chat::frames::{MemberChange, ServerFrame};
+use crate::chat::frames::ServerFrame;
 use crate::chat::model::{MemberReason, Message, Room, RoomKind, RoomStatus, from_ms};
 use crate::error::Error;
 use crate::store::patients::{self, PatientRow};
-use crate::store::{encounters, parse_id, rooms, users};
+use crate::store::{encounters, parse_id, rooms};
 
 /// What applying produced.
 #[derive(Default)]
@@ -79,14 +81,14 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn event(&self, action: &str, entity: &str, id: &str, detail: serde_json::Value) -> Event {
+    pub(super) fn event(&self, action: &str, entity: &str, id: &str, detail: serde_json::Value) -> Event {
         Event::new(self.actor, action, entity, Some(id.to_string()))
             .from_source(self.source)
             .with_detail(detail)
     }
 }
 
-fn full_name(p: &PatientRow) -> String {
+pub(super) fn full_name(p: &PatientRow) -> String {
     match (p.family_name.as_deref(), p.given_name.as_deref()) {
         (Some(f), Some(g)) => format!("{f}, {g}"),
         (Some(f), None) => f.to_string(),
@@ -130,147 +132,6 @@ pub async fn apply(ctx: &Context<'_>, conn: &mut AnyConnection, adt: &Adt) -> Re
     };
     encounter(ctx, conn, adt, *plan, patient, &mut out).await?;
     Ok(out)
-}
-
-async fn upsert_patient(
-    ctx: &Context<'_>,
-    conn: &mut AnyConnection,
-    adt: &Adt,
-    out: &mut Applied,
-) -> Result<Option<PatientRow>, ApplyError> {
-    let cfg = ctx.cfg;
-    let at = adt.event_at.timestamp_millis();
-    let mut found = patients::patient_by_identifier(conn, &cfg.mrn_system, &adt.patient.mrn).await?;
-    let writes_demographics = matches!(
-        adt.trigger,
-        Trigger::A01 | Trigger::A04 | Trigger::A05 | Trigger::A08 | Trigger::A31 | Trigger::A40
-    );
-    let d = &adt.patient.demographics;
-    let row = match found.take() {
-        Some(p) if p.merged_into.is_some() => {
-            out.warnings.push(
-                "PID-3: the MRN belongs to a patient merged into another; the survivor was used".into(),
-            );
-            let survivor = p.merged_into.clone().unwrap_or_default();
-            let row: Option<PatientRow> = patients_by_id(conn, &survivor).await?;
-            row.unwrap_or(p)
-        }
-        Some(p) => p,
-        None if writes_demographics => {
-            let row = PatientRow {
-                id: Uuid::now_v7().to_string(),
-                family_name: d.family.clone(),
-                given_name: d.given.clone(),
-                birth_date: d.birth_date.clone(),
-                sex: d.sex.clone(),
-                merged_into: None,
-                demographics_at: Some(at),
-            };
-            patients::save_patient(conn, &row, ctx.now_ms).await?;
-            patients::add_identifier(conn, &cfg.mrn_system, &adt.patient.mrn, &row.id).await?;
-            add_other_ids(conn, adt, &row.id, out).await?;
-            out.audit
-                .push(ctx.event("patient.create", "patient", &row.id, json!({"via": "hl7"})));
-            out.patient_id = Some(row.id.clone());
-            return Ok(Some(row));
-        }
-        None => return Ok(None),
-    };
-    out.patient_id = Some(row.id.clone());
-    if writes_demographics && adt::demographics_win(row.demographics_at, at) {
-        let next = PatientRow {
-            family_name: d.family.clone().or(row.family_name.clone()),
-            given_name: d.given.clone().or(row.given_name.clone()),
-            birth_date: d.birth_date.clone().or(row.birth_date.clone()),
-            sex: d.sex.clone().or(row.sex.clone()),
-            demographics_at: Some(at),
-            ..row.clone()
-        };
-        let changed = (&next.family_name, &next.given_name, &next.birth_date, &next.sex)
-            != (&row.family_name, &row.given_name, &row.birth_date, &row.sex);
-        patients::save_patient(conn, &next, ctx.now_ms).await?;
-        add_other_ids(conn, adt, &row.id, out).await?;
-        if changed {
-            rooms::rename_patient_rooms(conn, &row.id, &full_name(&next)).await?;
-            out.audit
-                .push(ctx.event("patient.update", "patient", &row.id, json!({"via": "hl7"})));
-        }
-        return Ok(Some(next));
-    } else if writes_demographics {
-        out.warnings
-            .push("PID: demographics older than those held were not applied".into());
-    }
-    Ok(Some(row))
-}
-
-async fn patients_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<PatientRow>, ApplyError> {
-    Ok(patients::patient_by_id(conn, id).await?)
-}
-
-async fn add_other_ids(
-    conn: &mut AnyConnection,
-    adt: &Adt,
-    patient_id: &str,
-    out: &mut Applied,
-) -> Result<(), ApplyError> {
-    for (authority, kind, value) in &adt.patient.other_ids {
-        let system = format!("urn:wardline:hl7:{authority}:{kind}");
-        let ok = patients::add_identifier(conn, &system, value, patient_id).await?;
-        if !ok && !patients::identifier_is(conn, &system, value, patient_id).await? {
-            out.warnings.push(format!(
-                "PID-3: an identifier of type {kind} already belongs to another patient"
-            ));
-        }
-    }
-    Ok(())
-}
-
-async fn merge(
-    ctx: &Context<'_>,
-    conn: &mut AnyConnection,
-    adt: &Adt,
-    survivor: &PatientRow,
-    out: &mut Applied,
-) -> Result<(), ApplyError> {
-    let prior_mrn = adt.prior_mrn.as_deref().unwrap_or_default();
-    let Some(prior) = patients::patient_by_identifier(conn, &ctx.cfg.mrn_system, prior_mrn).await? else {
-        return Err(ApplyError::Problem(Problem {
-            code: "204",
-            location: Some(("MRG".into(), 1, 1)),
-            reason: "MRG-1 names no patient known to Wardline".into(),
-        }));
-    };
-    if prior.id == survivor.id || prior.merged_into.as_deref() == Some(survivor.id.as_str()) {
-        out.warnings
-            .push("MRG-1: already merged into this patient".into());
-        return Ok(());
-    }
-    let (ids, moved) = patients::merge_into(conn, &prior.id, &survivor.id, ctx.now_ms).await?;
-    let merge_id = Uuid::now_v7().to_string();
-    patients::record_merge(
-        conn,
-        &merge_id,
-        (&survivor.id, &prior.id),
-        (&ids, &moved),
-        Some(ctx.inbox_id),
-        ctx.now_ms,
-    )
-    .await?;
-    rooms::rename_patient_rooms(conn, &survivor.id, &full_name(survivor)).await?;
-    for enc in &moved {
-        if let Some(room) = rooms::room_for_encounter(conn, enc).await? {
-            let note = "Patient records merged: this encounter now belongs to the surviving record.";
-            out.messages
-                .push(ctx.chat.post_system(conn, room.id, note, ctx.now_ms).await?);
-        }
-    }
-    out.audit.push(ctx.event(
-        "patient.merge",
-        "patient",
-        &survivor.id,
-        json!({"via": "hl7", "prior_id": prior.id, "merge_id": merge_id, "encounters": moved.len()}),
-    ));
-    Ok(())
 }
 
 async fn encounter(
@@ -424,101 +285,4 @@ async fn encounter(
             .push((Target::Room(room.id), ServerFrame::Room { room }));
     }
     Ok(())
-}
-
-/// Removes feed-managed members who are no longer named and adds those who now are; members
-/// who joined for other reasons (invited, break-glass...) are never touched. Returns who was
-/// added (they are sent the room after commit).
-async fn sync_members(
-    ctx: &Context<'_>,
-    conn: &mut AnyConnection,
-    room_id: Uuid,
-    practitioners_changed: bool,
-    team_out: &BTreeSet<Uuid>,
-    desired: &BTreeMap<Uuid, MemberReason>,
-    out: &mut Applied,
-) -> Result<Vec<Uuid>, ApplyError> {
-    let mut added = Vec::new();
-    let current = rooms::member_reasons(conn, room_id).await?;
-    let practitioner_reasons = ["attending", "consulting", "admitting"];
-    for (user, reason) in &current {
-        if desired.contains_key(user) {
-            continue;
-        }
-        let stale_practitioner = practitioners_changed && practitioner_reasons.contains(&reason.as_str());
-        let left_unit = reason == "unit_team" && team_out.contains(user);
-        if (stale_practitioner || left_unit) && rooms::remove_member(conn, room_id, *user).await? {
-            out.audit.push(ctx.event(
-                "room.member.remove",
-                "room",
-                &room_id.to_string(),
-                json!({"via": "hl7", "user_id": user, "reason": reason}),
-            ));
-            let frame = ServerFrame::Member {
-                room_id,
-                user_id: *user,
-                change: MemberChange::Removed,
-                reason: None,
-            };
-            out.frames.push((Target::Room(room_id), frame.clone()));
-            out.frames.push((Target::Users(vec![*user]), frame));
-        }
-    }
-    for (user, reason) in desired {
-        if rooms::add_member(conn, room_id, *user, *reason, ctx.actor, ctx.now_ms).await? {
-            out.audit.push(ctx.event(
-                "room.member.add",
-                "room",
-                &room_id.to_string(),
-                json!({"via": "hl7", "user_id": user, "reason": reason.as_str()}),
-            ));
-            out.frames.push((
-                Target::Room(room_id),
-                ServerFrame::Member {
-                    room_id,
-                    user_id: *user,
-                    change: MemberChange::Added,
-                    reason: Some(*reason),
-                },
-            ));
-            added.push(*user);
-        }
-    }
-    Ok(added)
-}
-
-async fn practitioner(
-    cfg: &Hl7Config,
-    conn: &mut AnyConnection,
-    id: &str,
-) -> Result<Option<Uuid>, ApplyError> {
-    let found = match cfg.practitioners.get(id) {
-        Some(username) => users::active_user_id(conn, username, false).await?,
-        None => users::active_user_id(conn, id, cfg.practitioner_key == PractitionerKey::Npi).await?,
-    };
-    Ok(found.as_deref().map(parse_id).transpose()?)
-}
-
-async fn unit_team(
-    cfg: &Hl7Config,
-    conn: &mut AnyConnection,
-    unit: &str,
-    warnings: &mut Vec<String>,
-) -> Result<BTreeSet<Uuid>, ApplyError> {
-    let Some(names) = cfg.unit_teams.get(unit) else {
-        warnings.push(format!("PV1-3.1: unit {unit} has no unit team in hl7.unit_teams"));
-        return Ok(BTreeSet::new());
-    };
-    let mut team = BTreeSet::new();
-    for name in names {
-        match users::active_user_id(conn, name, false).await? {
-            Some(id) => {
-                team.insert(parse_id(&id)?);
-            }
-            None => warnings.push(format!(
-                "hl7.unit_teams.{unit}: user {name} does not exist or is inactive"
-            )),
-        }
-    }
-    Ok(team)
 }

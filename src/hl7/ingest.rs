@@ -15,9 +15,9 @@ use uuid::Uuid;
 use super::ack::{self, Verdict};
 use super::adt::Timing;
 use super::apply::{self, Applied, ApplyError, Context};
-use super::er7::{Er7, Er7Error, normalize_segments};
-use super::mapping::{Hl7Config, UnsupportedEvents};
-use super::message::{self, Adt, Content, Header, Problem, Rejection};
+use super::mapping::Hl7Config;
+use super::message::Header;
+pub use super::read::{Action, Prepared, Refused, prepare};
 use crate::audit::Event;
 use crate::chat::Chat;
 use crate::chat::model::Message;
@@ -28,135 +28,6 @@ use crate::store::hl7::{self as inbox, InboxRecord};
 
 /// The data-key scope that seals the inbox.
 pub const INBOX_SCOPE: &str = "hl7:inbox";
-
-/// A message read far enough to be stored: its header and what it asks for.
-#[derive(Debug)]
-pub struct Prepared {
-    /// Normalised ER7 text (what is sealed in the inbox).
-    pub text: String,
-    /// MSH facts.
-    pub header: Header,
-    /// What to do with it.
-    pub action: Action,
-}
-
-/// What a stored message leads to.
-#[derive(Debug)]
-pub enum Action {
-    /// Apply an event of the table.
-    Apply(Box<Adt>),
-    /// Store as an error and answer AE.
-    Fail(Problem),
-    /// Store as ignored and answer AA.
-    Ignore,
-}
-
-/// A message that is answered AR and not stored.
-#[derive(Debug)]
-pub struct Refused {
-    /// The header, when it could be read (the ACK echoes it).
-    pub header: Option<Box<Header>>,
-    /// Why.
-    pub rejection: Rejection,
-}
-
-fn refuse(header: Option<Box<Header>>, code: &'static str, reason: &str) -> Refused {
-    Refused {
-        header,
-        rejection: Rejection {
-            code,
-            location: None,
-            reason: reason.into(),
-        },
-    }
-}
-
-/// Decodes the bytes of one frame as UTF-8, or as Latin-1 when MSH-18 declares ISO 8859-1.
-fn decode(raw: &[u8]) -> Option<String> {
-    match std::str::from_utf8(raw) {
-        Ok(s) => Some(s.to_string()),
-        Err(_) => {
-            let first = raw
-                .split(|b| *b == b'\r' || *b == b'\n')
-                .next()
-                .unwrap_or_default();
-            let msh = String::from_utf8_lossy(first);
-            msh.contains("8859/1")
-                .then(|| raw.iter().map(|b| char::from(*b)).collect())
-        }
-    }
-}
-
-/// Reads one frame: pure, total (never panics), and the whole of the decision between AR and
-/// "store it" (SPEC §3 ACK rules).
-pub fn prepare(raw: &[u8], cfg: &Hl7Config, zone: Tz) -> std::result::Result<Prepared, Refused> {
-    let Some(decoded) = decode(raw) else {
-        return Err(refuse(
-            None,
-            "103",
-            "the message is not valid UTF-8 (or MSH-18 8859/1)",
-        ));
-    };
-    let text = normalize_segments(&decoded).into_owned();
-    let parsed = Er7::parse(&text);
-    let header_text;
-    let (er7, unreadable) = match parsed {
-        Ok(m) => (m, None),
-        Err(Er7Error::BadHeader(reason)) => return Err(refuse(None, "100", &reason)),
-        Err(e @ Er7Error::UnreadableSegment { .. }) => {
-            // Answer with the header, store the message as an error naming the segment.
-            header_text = text.split('\r').next().unwrap_or_default().to_string();
-            match Er7::parse(&header_text) {
-                Ok(m) => (m, Some(e)),
-                Err(err) => return Err(refuse(None, "100", &err.to_string())),
-            }
-        }
-    };
-    let header = message::read_header(&er7).map_err(|rejection| Refused {
-        header: None,
-        rejection,
-    })?;
-    if let Err(rejection) = message::check_supported(&header) {
-        return Err(Refused {
-            header: Some(Box::new(header)),
-            rejection,
-        });
-    }
-    let action = match unreadable {
-        Some(Er7Error::UnreadableSegment { index, name }) => Action::Fail(Problem {
-            code: "100",
-            location: Some((name, u32::try_from(index).unwrap_or(u32::MAX), 0)),
-            reason: format!("segment {index} cannot be parsed"),
-        }),
-        Some(Er7Error::BadHeader(_)) => unreachable_header(),
-        None => match message::read_content(&er7, &header, cfg, zone) {
-            Ok(Content::Event(adt)) => Action::Apply(adt),
-            Ok(Content::Unsupported(_)) if cfg.unsupported_events == UnsupportedEvents::Reject => {
-                let rejection = Rejection {
-                    code: "200",
-                    location: Some(("MSH".into(), 1, 9)),
-                    reason: format!("ADT trigger {} is not supported", header.trigger),
-                };
-                return Err(Refused {
-                    header: Some(Box::new(header)),
-                    rejection,
-                });
-            }
-            Ok(Content::Unsupported(_)) => Action::Ignore,
-            Err(p) => Action::Fail(p),
-        },
-    };
-    drop(er7);
-    Ok(Prepared { text, header, action })
-}
-
-fn unreachable_header() -> Action {
-    Action::Fail(Problem {
-        code: "100",
-        location: None,
-        reason: "unreadable header".into(),
-    })
-}
 
 struct Job {
     prepared: Prepared,

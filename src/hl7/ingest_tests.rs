@@ -1,6 +1,8 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::hl7::er7::Er7;
+use crate::hl7::mapping::UnsupportedEvents;
 
 const A01: &str = "MSH|^~\\&|EPIC|GENHOSP|WARDLINE|GENHOSP|20261120080500||ADT^A01^ADT_A01|GH000101|P|2.5.1\r\
 EVN|A01|20261120080000\r\

@@ -15,8 +15,12 @@ pub mod er7;
 pub mod inbox;
 pub mod ingest;
 pub mod mapping;
+pub mod members;
 pub mod message;
 pub mod mllp;
+pub mod model;
+pub mod patients;
+pub mod read;
 
 pub use ingest::Hl7;
 pub use mapping::Hl7Config;

@@ -1,5 +1,6 @@
-//! The real binary and HL7: `wardline hl7 errors|replay` after a mapping fix, and a server killed
-//! with SIGKILL in the middle of a feed that loses none of the messages it acknowledged AA.
+//! Failures and recovery around HL7: `wardline hl7 errors|replay` after a mapping fix, a server
+//! killed with SIGKILL in the middle of a feed that loses none of the messages it acknowledged AA,
+//! and a database outage answered with AR until it is over.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -256,4 +257,55 @@ async fn killed_mid_stream_loses_nothing_acknowledged_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_stream_loses_nothing_acknowledged_postgres() {
     killed_mid_stream_loses_nothing_acknowledged(Backend::Postgres).await;
+}
+
+/// With the database unreachable the feed gets AR (retry), never AA; once it is back, the
+/// resent message is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_gives_ar_and_the_retry_succeeds() {
+    use sqlx::Connection;
+    let app = crate::hl7::hl7_app(Backend::Postgres).await;
+    let name = app.database_url.rsplit('/').next().unwrap().to_string();
+    let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", crate::helpers::pg_server()))
+        .await
+        .unwrap();
+    let sql = |s: String| sqlx::AssertSqlSafe(s);
+    sqlx::raw_sql(sql(format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::raw_sql(sql(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let mut engine = Mllp::connect(app.mllp).await;
+    let ack = engine.send(&fixture("a01_admit")).await;
+    assert_eq!(
+        (field(&ack, "MSA", 1), field(&ack, "MSA", 2)),
+        ("AR".into(), "GH000101".into())
+    );
+    assert!(field(&ack, "ERR", 3).starts_with("207^"), "{ack}");
+    sqlx::raw_sql(sql(format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut retried = String::new();
+    for _ in 0..20 {
+        retried = engine.send(&fixture("a01_admit")).await;
+        if field(&retried, "MSA", 1) == "AA" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(field(&retried, "MSA", 1), "AA", "{retried}");
+    let mut db = app.db().await;
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM encounters")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(db);
+    app.stop().await;
 }

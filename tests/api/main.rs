@@ -13,6 +13,7 @@ mod dlp;
 mod encryption;
 mod hl7;
 mod hl7_process;
+mod hl7_support;
 mod mllp;
 mod ops;
 mod process;

@@ -1,0 +1,112 @@
+//! Membership that follows the ADT feed: practitioners named in PV1 and the unit care team of
+//! the patient's location. Only members the feed added are ever removed by it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::json;
+use sqlx::AnyConnection;
+use uuid::Uuid;
+
+use super::apply::{Applied, ApplyError, Context};
+use super::mapping::{Hl7Config, PractitionerKey};
+use crate::chat::bus::Target;
+use crate::chat::frames::{MemberChange, ServerFrame};
+use crate::chat::model::MemberReason;
+use crate::store::{parse_id, rooms, users};
+
+/// Removes feed-managed members who are no longer named and adds those who now are; members
+/// who joined for other reasons (invited, break-glass...) are never touched. Returns who was
+/// added (they are sent the room after commit).
+pub(super) async fn sync_members(
+    ctx: &Context<'_>,
+    conn: &mut AnyConnection,
+    room_id: Uuid,
+    practitioners_changed: bool,
+    team_out: &BTreeSet<Uuid>,
+    desired: &BTreeMap<Uuid, MemberReason>,
+    out: &mut Applied,
+) -> Result<Vec<Uuid>, ApplyError> {
+    let mut added = Vec::new();
+    let current = rooms::member_reasons(conn, room_id).await?;
+    let practitioner_reasons = ["attending", "consulting", "admitting"];
+    for (user, reason) in &current {
+        if desired.contains_key(user) {
+            continue;
+        }
+        let stale_practitioner = practitioners_changed && practitioner_reasons.contains(&reason.as_str());
+        let left_unit = reason == "unit_team" && team_out.contains(user);
+        if (stale_practitioner || left_unit) && rooms::remove_member(conn, room_id, *user).await? {
+            out.audit.push(ctx.event(
+                "room.member.remove",
+                "room",
+                &room_id.to_string(),
+                json!({"via": "hl7", "user_id": user, "reason": reason}),
+            ));
+            let frame = ServerFrame::Member {
+                room_id,
+                user_id: *user,
+                change: MemberChange::Removed,
+                reason: None,
+            };
+            out.frames.push((Target::Room(room_id), frame.clone()));
+            out.frames.push((Target::Users(vec![*user]), frame));
+        }
+    }
+    for (user, reason) in desired {
+        if rooms::add_member(conn, room_id, *user, *reason, ctx.actor, ctx.now_ms).await? {
+            out.audit.push(ctx.event(
+                "room.member.add",
+                "room",
+                &room_id.to_string(),
+                json!({"via": "hl7", "user_id": user, "reason": reason.as_str()}),
+            ));
+            out.frames.push((
+                Target::Room(room_id),
+                ServerFrame::Member {
+                    room_id,
+                    user_id: *user,
+                    change: MemberChange::Added,
+                    reason: Some(*reason),
+                },
+            ));
+            added.push(*user);
+        }
+    }
+    Ok(added)
+}
+
+pub(super) async fn practitioner(
+    cfg: &Hl7Config,
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<Uuid>, ApplyError> {
+    let found = match cfg.practitioners.get(id) {
+        Some(username) => users::active_user_id(conn, username, false).await?,
+        None => users::active_user_id(conn, id, cfg.practitioner_key == PractitionerKey::Npi).await?,
+    };
+    Ok(found.as_deref().map(parse_id).transpose()?)
+}
+
+pub(super) async fn unit_team(
+    cfg: &Hl7Config,
+    conn: &mut AnyConnection,
+    unit: &str,
+    warnings: &mut Vec<String>,
+) -> Result<BTreeSet<Uuid>, ApplyError> {
+    let Some(names) = cfg.unit_teams.get(unit) else {
+        warnings.push(format!("PV1-3.1: unit {unit} has no unit team in hl7.unit_teams"));
+        return Ok(BTreeSet::new());
+    };
+    let mut team = BTreeSet::new();
+    for name in names {
+        match users::active_user_id(conn, name, false).await? {
+            Some(id) => {
+                team.insert(parse_id(&id)?);
+            }
+            None => warnings.push(format!(
+                "hl7.unit_teams.{unit}: user {name} does not exist or is inactive"
+            )),
+        }
+    }
+    Ok(team)
+}
