@@ -91,17 +91,20 @@ pub fn build(header: Option<&Header>, verdict: &Verdict, control_id: &str, now: 
     let d = header.map(|h| h.delimiters).unwrap_or(DEFAULT_DELIMITERS);
     let (f, c) = (d.field, d.component);
     let get = |pick: fn(&Header) -> &str| header.map(pick).unwrap_or_default();
+    // Trigger, processing id and version were read with escapes decoded: escape them again, or
+    // a `\.br\` or `\F\` in them would break the ACK's MSH (found by the fuzz target).
+    let again = |v: &str| encode_escapes(v, &d);
     let version = match get(|h| &h.version) {
-        "" => "2.5.1",
-        v => v,
+        "" => "2.5.1".to_string(),
+        v => again(v),
     };
     let processing = match get(|h| &h.processing_id) {
-        "" => "P",
-        p => p,
+        "" => "P".to_string(),
+        p => again(p),
     };
     let msh9 = match get(|h| &h.trigger) {
         "" => "ACK".to_string(),
-        t => format!("ACK{c}{t}{c}ACK"),
+        t => format!("ACK{c}{}{c}ACK", again(t)),
     };
     let stamp = now.format("%Y%m%d%H%M%S%.3f+0000");
     let mut out = format!(
@@ -216,6 +219,28 @@ mod tests {
             Some("version \"2|1\" is not supported")
         );
         assert_eq!(parsed.component("ERR", 0, 2, 3).as_deref(), Some("12"));
+    }
+
+    /// Found by `fuzz/` (mllp_ingest): decoded header values were echoed unescaped.
+    #[test]
+    fn escapes_in_echoed_header_fields_cannot_break_the_ack() {
+        let cfg = crate::hl7::Hl7Config::default();
+        for raw in [
+            &b"MSH|^~\\&E|P|ARDINE|ENHOSP|2||01|GH^^G|\\.br\\\r00"[..],
+            b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|\\.br\\P|2.5.1",
+            b"MSH|^~\\&|A|B|C|D|20260101||ADT^A\\.br\\|1|P|2.5.1\rEVN|A01",
+            b"MSH|^~\\&|A|B|C|D|20260101||ADT^A\\F\\01|1|P\\S\\|2.5.1",
+        ] {
+            let (header, verdict) = match crate::hl7::read::prepare(raw, &cfg, chrono_tz::UTC) {
+                Ok(p) => (Some(p.header), Verdict::Accept),
+                Err(r) => (r.header.map(|h| *h), Verdict::from(r.rejection)),
+            };
+            let ack = build(header.as_ref(), &verdict, "W1", now());
+            let norm = normalize_segments(&ack);
+            let parsed = Er7::parse(&norm).unwrap_or_else(|e| panic!("{e}: {ack:?}"));
+            assert_eq!(parsed.count("MSA"), 1, "{ack:?}");
+            assert!(!ack.contains('\n'), "{ack:?}");
+        }
     }
 
     #[test]
