@@ -78,6 +78,8 @@ pub struct Context<'a> {
     pub inbox_id: &'a str,
     /// Unix ms.
     pub now_ms: i64,
+    /// User lookups shared by the messages of one transaction.
+    pub users: &'a super::members::Users,
 }
 
 impl Context<'_> {
@@ -239,7 +241,7 @@ async fn encounter(
             ("PV1-7", &named.attending, MemberReason::Attending),
         ] {
             for id in ids {
-                match practitioner(ctx.cfg, conn, id).await? {
+                match practitioner(ctx, conn, id).await? {
                     Some(user) => {
                         desired.insert(user, reason);
                     }
@@ -253,10 +255,10 @@ async fn encounter(
     let mut team_out = BTreeSet::new();
     if let Some((from, to)) = &unit_change {
         if let Some(from) = from {
-            team_out = unit_team(ctx.cfg, conn, from, &mut Vec::new()).await?;
+            team_out = unit_team(ctx, conn, from, &mut Vec::new()).await?;
         }
         if let Some(to) = to {
-            for user in unit_team(ctx.cfg, conn, to, &mut out.warnings).await? {
+            for user in unit_team(ctx, conn, to, &mut out.warnings).await? {
                 team_out.remove(&user);
                 desired.entry(user).or_insert(MemberReason::UnitTeam);
             }

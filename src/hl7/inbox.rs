@@ -109,7 +109,11 @@ impl Hl7 {
         let now_ms = chat.clock.now().timestamp_millis();
         let _in_order = chat.delivery_order().await;
         let mut tx = chat.store.begin().await?;
-        let (verdict, applied, outcome) = match prepare(&text, &self.cfg, self.zone) {
+        rec.processed_at = now_ms;
+        rec.attempts += 1;
+        let users = Default::default();
+        let inbox_id = rec.id.clone();
+        let (verdict, applied) = match prepare(&text, &self.cfg, self.zone) {
             Ok(prepared) => {
                 rec.event_at = super::ingest::event_at(&prepared.action);
                 let ctx = Context {
@@ -118,25 +122,26 @@ impl Hl7 {
                     timing: self.timing(),
                     actor: None,
                     source: None,
-                    inbox_id: &rec.id,
+                    inbox_id: &inbox_id,
                     now_ms,
+                    users: &users,
                 };
-                run(&ctx, &mut tx, &prepared.action).await?
+                let done = run(&ctx, &mut tx, &prepared.action, &mut rec, None).await;
+                done.inspect_err(|_| chat.keys.forget_uncommitted())?
             }
-            Err(refused) => (
-                Verdict::Error {
+            Err(refused) => {
+                let verdict = Verdict::Error {
                     code: refused.rejection.code,
                     location: refused.rejection.location,
                     reason: refused.rejection.reason,
-                },
-                Default::default(),
-                "error",
-            ),
+                };
+                let applied = Default::default();
+                fill_outcome(&mut rec, "error", &verdict, &applied);
+                store::save(&mut tx, &rec).await?;
+                (verdict, applied)
+            }
         };
-        fill_outcome(&mut rec, outcome, &verdict, &applied);
-        rec.processed_at = now_ms;
-        rec.attempts += 1;
-        store::save(&mut tx, &rec).await?;
+        let outcome = rec.outcome.clone();
         let mut events = applied.audit;
         events.push(
             Event::new(None, "hl7.replay", "hl7_message", Some(rec.id.clone())).with_detail(json!({

@@ -16,6 +16,7 @@ use super::ack::{self, Verdict};
 use super::adt::Timing;
 use super::apply::{self, Applied, ApplyError, Context};
 use super::mapping::Hl7Config;
+use super::members::Users;
 use super::message::Header;
 pub use super::read::{Action, Prepared, Refused, prepare};
 use crate::audit::Event;
@@ -159,8 +160,9 @@ async fn commit_batch(chat: &Chat, cfg: &Hl7Config, batch: &mut Vec<Job>) {
     let mut results: Vec<(Job, std::result::Result<Done, Error>)> = Vec::with_capacity(batch.len());
     let committed = async {
         let mut tx = chat.store.begin().await?;
+        let users = Users::default();
         for job in batch.drain(..) {
-            let done = process(chat, cfg, &mut tx, &job, now_ms).await;
+            let done = process(chat, cfg, &users, &mut tx, &job, now_ms).await;
             if done.is_err() {
                 chat.keys.forget_uncommitted();
             }
@@ -232,6 +234,7 @@ pub(crate) fn inbox_aad(id: &str) -> Vec<u8> {
 async fn process(
     chat: &Chat,
     cfg: &Hl7Config,
+    users: &Users,
     tx: &mut AnyConnection,
     job: &Job,
     now_ms: i64,
@@ -242,7 +245,6 @@ async fn process(
         h.sending_facility.as_str(),
         h.control_id.as_str(),
     );
-    let mut sp = tx.begin().await?;
     let receive = |outcome: &str, code: &str, id: Option<String>| {
         Event::new(job.actor, "hl7.receive", "hl7_message", id)
             .from_source(job.source.as_deref())
@@ -251,8 +253,7 @@ async fn process(
                 "control_id": h.control_id, "type": h.type_label(), "outcome": outcome, "ack": code,
             }))
     };
-    if let Some(original) = inbox::ack_for(&mut *sp, key).await? {
-        sp.commit().await?;
+    if let Some(original) = inbox::ack_for(&mut *tx, key).await? {
         return Ok(Done {
             ack: original,
             messages: vec![],
@@ -262,8 +263,7 @@ async fn process(
         });
     }
     let id = Uuid::now_v7().to_string();
-    let (key_id, cipher) = chat.keys.for_scope(&mut sp, INBOX_SCOPE, now_ms).await?;
-    let sealed = crypto::seal(&cipher, job.prepared.text.as_bytes(), &inbox_aad(&id));
+    let (key_id, cipher) = chat.keys.for_scope(tx, INBOX_SCOPE, now_ms).await?;
     let ctx = Context {
         chat,
         cfg,
@@ -272,9 +272,8 @@ async fn process(
         source: job.source.as_deref(),
         inbox_id: &id,
         now_ms,
+        users,
     };
-    let (verdict, applied, outcome) = run(&ctx, &mut sp, &job.prepared.action).await?;
-    let ack = ack::build(Some(h), &verdict, &ack_control_id(), chat.clock.now());
     let mut record = InboxRecord {
         id: id.clone(),
         sending_app: h.sending_application.clone(),
@@ -284,21 +283,18 @@ async fn process(
         event_at: event_at(&job.prepared.action),
         received_at: now_ms,
         source: job.source.clone(),
-        body: sealed,
+        body: crypto::seal(&cipher, job.prepared.text.as_bytes(), &inbox_aad(&id)),
         body_key_id: key_id,
-        ack_code: verdict.code().into(),
         attempts: 1,
         processed_at: now_ms,
-        ack: ack.clone(),
         ..InboxRecord::default()
     };
-    fill_outcome(&mut record, outcome, &verdict, &applied);
-    inbox::save(&mut sp, &record).await?;
-    sp.commit().await?;
+    let answer = |v: &Verdict| ack::build(Some(h), v, &ack_control_id(), chat.clock.now());
+    let (verdict, applied) = run(&ctx, tx, &job.prepared.action, &mut record, Some(&answer)).await?;
     let mut audit = applied.audit;
-    audit.push(receive(outcome, verdict.code(), Some(id)));
+    audit.push(receive(&record.outcome, verdict.code(), Some(id)));
     Ok(Done {
-        ack,
+        ack: record.ack,
         messages: applied.messages,
         frames: applied.frames,
         audit,
@@ -313,32 +309,48 @@ pub(crate) fn event_at(action: &Action) -> Option<i64> {
     }
 }
 
-/// Applies an action inside its own savepoint; a content problem rolls back only the apply.
+/// Builds the ACK of a new inbox entry from its verdict (replays keep the original).
+pub(crate) type Answer<'a> = &'a (dyn Fn(&Verdict) -> String + Sync);
+
+/// Applies an action and saves its inbox entry inside one savepoint, so a failure leaves the
+/// rest of the batch untouched; a content problem rolls back only the apply, and the entry is
+/// then saved as an error.
 pub(crate) async fn run(
     ctx: &Context<'_>,
     conn: &mut AnyConnection,
     action: &Action,
-) -> Result<(Verdict, Applied, &'static str)> {
-    match action {
-        Action::Ignore => Ok((Verdict::Accept, Applied::default(), "ignored")),
-        Action::Fail(p) => Ok((Verdict::from(p.clone()), Applied::default(), "error")),
-        Action::Apply(adt) => {
-            let mut sp = conn.begin().await?;
-            match apply::apply(ctx, &mut sp, adt).await {
-                Ok(applied) => {
-                    sp.commit().await?;
-                    let outcome = if applied.stale { "stale" } else { "applied" };
-                    Ok((Verdict::Accept, applied, outcome))
-                }
-                Err(ApplyError::Problem(p)) => {
-                    sp.rollback().await?;
-                    ctx.chat.keys.forget_uncommitted();
-                    Ok((Verdict::from(p), Applied::default(), "error"))
-                }
-                Err(ApplyError::Store(e)) => Err(e),
-            }
+    record: &mut InboxRecord,
+    answer: Option<Answer<'_>>,
+) -> Result<(Verdict, Applied)> {
+    let finish = |record: &mut InboxRecord, outcome: &str, verdict: &Verdict, applied: &Applied| {
+        fill_outcome(record, outcome, verdict, applied);
+        if let Some(answer) = answer {
+            record.ack_code = verdict.code().into();
+            record.ack = answer(verdict);
         }
-    }
+    };
+    let mut sp = conn.begin().await?;
+    let (verdict, applied, outcome) = match action {
+        Action::Ignore => (Verdict::Accept, Applied::default(), "ignored"),
+        Action::Fail(p) => (Verdict::from(p.clone()), Applied::default(), "error"),
+        Action::Apply(adt) => match apply::apply(ctx, &mut sp, adt).await {
+            Ok(applied) => {
+                let outcome = if applied.stale { "stale" } else { "applied" };
+                (Verdict::Accept, applied, outcome)
+            }
+            Err(ApplyError::Problem(p)) => {
+                sp.rollback().await?;
+                ctx.chat.keys.forget_uncommitted();
+                sp = conn.begin().await?;
+                (Verdict::from(p), Applied::default(), "error")
+            }
+            Err(ApplyError::Store(e)) => return Err(e),
+        },
+    };
+    finish(record, outcome, &verdict, &applied);
+    inbox::save(&mut sp, record).await?;
+    sp.commit().await?;
+    Ok((verdict, applied))
 }
 
 pub(crate) fn fill_outcome(record: &mut InboxRecord, outcome: &str, verdict: &Verdict, applied: &Applied) {

@@ -1,14 +1,15 @@
 //! Membership that follows the ADT feed: practitioners named in PV1 and the unit care team of
 //! the patient's location. Only members the feed added are ever removed by it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use serde_json::json;
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::apply::{Applied, ApplyError, Context};
-use super::mapping::{Hl7Config, PractitionerKey};
+use super::mapping::PractitionerKey;
 use crate::chat::bus::Target;
 use crate::chat::frames::{MemberChange, ServerFrame};
 use crate::chat::model::MemberReason;
@@ -75,33 +76,66 @@ pub(super) async fn sync_members(
     Ok(added)
 }
 
+/// User lookups for one group commit: the feed names the same practitioners and unit teams over
+/// and over, and the users table does not change within a transaction of the feed's own.
+#[derive(Default)]
+pub struct Users(Mutex<HashMap<(bool, String), Option<Uuid>>>);
+
+impl Users {
+    async fn find(
+        &self,
+        conn: &mut AnyConnection,
+        value: &str,
+        by_npi: bool,
+    ) -> Result<Option<Uuid>, ApplyError> {
+        let key = (by_npi, value.to_string());
+        if let Some(hit) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(*hit);
+        }
+        let found = users::active_user_id(conn, value, by_npi)
+            .await?
+            .as_deref()
+            .map(parse_id)
+            .transpose()?;
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, found);
+        Ok(found)
+    }
+}
+
 pub(super) async fn practitioner(
-    cfg: &Hl7Config,
+    ctx: &Context<'_>,
     conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<Uuid>, ApplyError> {
-    let found = match cfg.practitioners.get(id) {
-        Some(username) => users::active_user_id(conn, username, false).await?,
-        None => users::active_user_id(conn, id, cfg.practitioner_key == PractitionerKey::Npi).await?,
-    };
-    Ok(found.as_deref().map(parse_id).transpose()?)
+    let cfg = ctx.cfg;
+    match cfg.practitioners.get(id) {
+        Some(username) => ctx.users.find(conn, username, false).await,
+        None => {
+            ctx.users
+                .find(conn, id, cfg.practitioner_key == PractitionerKey::Npi)
+                .await
+        }
+    }
 }
 
 pub(super) async fn unit_team(
-    cfg: &Hl7Config,
+    ctx: &Context<'_>,
     conn: &mut AnyConnection,
     unit: &str,
     warnings: &mut Vec<String>,
 ) -> Result<BTreeSet<Uuid>, ApplyError> {
-    let Some(names) = cfg.unit_teams.get(unit) else {
+    let Some(names) = ctx.cfg.unit_teams.get(unit) else {
         warnings.push(format!("PV1-3.1: unit {unit} has no unit team in hl7.unit_teams"));
         return Ok(BTreeSet::new());
     };
     let mut team = BTreeSet::new();
     for name in names {
-        match users::active_user_id(conn, name, false).await? {
+        match ctx.users.find(conn, name, false).await? {
             Some(id) => {
-                team.insert(parse_id(&id)?);
+                team.insert(id);
             }
             None => warnings.push(format!(
                 "hl7.unit_teams.{unit}: user {name} does not exist or is inactive"

@@ -45,6 +45,9 @@ macro_rules! columns {
     };
 }
 
+/// Entries written by one INSERT (11 parameters each; well under both engines' limits).
+const ROWS_PER_INSERT: usize = 64;
+
 /// Appends events to the chain inside the caller's transaction. Taking the head row first
 /// serialises appenders, so positions are gap-free and each entry links to the one before it.
 pub async fn append(conn: &mut AnyConnection, events: &[Event], at_ms: i64) -> Result<Vec<Entry>> {
@@ -61,27 +64,36 @@ pub async fn append(conn: &mut AnyConnection, events: &[Event], at_ms: i64) -> R
     let mut out = Vec::with_capacity(events.len());
     for ev in events {
         let e = next_entry(prev_seq, &prev_hash, ev, at_ms);
-        sqlx::query(concat!(
-            "INSERT INTO audit_log (",
-            columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ))
-        .bind(e.seq)
-        .bind(e.at)
-        .bind(&e.actor_id)
-        .bind(&e.action)
-        .bind(&e.entity_type)
-        .bind(&e.entity_id)
-        .bind(&e.outcome)
-        .bind(&e.source)
-        .bind(&e.detail)
-        .bind(&e.prev_hash)
-        .bind(&e.hash)
-        .execute(&mut *conn)
-        .await?;
         prev_seq = e.seq;
         prev_hash = e.hash.clone();
         out.push(e);
+    }
+    // Many rows per statement: a group commit of hundreds of entries costs a few round trips.
+    for chunk in out.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from(concat!("INSERT INTO audit_log (", columns!(), ") VALUES "));
+        for i in 0..chunk.len() {
+            let b = i * 11;
+            let row: Vec<String> = (1..=11).map(|k| format!("${}", b + k)).collect();
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            sql.push_str(&row.join(", "));
+            sql.push(')');
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in chunk {
+            q = q
+                .bind(e.seq)
+                .bind(e.at)
+                .bind(&e.actor_id)
+                .bind(&e.action)
+                .bind(&e.entity_type)
+                .bind(&e.entity_id)
+                .bind(&e.outcome)
+                .bind(&e.source)
+                .bind(&e.detail)
+                .bind(&e.prev_hash)
+                .bind(&e.hash);
+        }
+        q.execute(&mut *conn).await?;
     }
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
         .bind(&prev_hash)
