@@ -264,7 +264,7 @@ async fn encounter(
             }
         }
     }
-    let added = sync_members(
+    let (added, audience) = sync_members(
         ctx,
         conn,
         room.id,
@@ -284,7 +284,7 @@ async fn encounter(
             out.frames.push((Target::Users(added), frame));
         }
         out.frames
-            .push((Target::Room(room.id), ServerFrame::Room { room }));
+            .push((Target::Users(audience), ServerFrame::Room { room }));
     }
     Ok(())
 }

@@ -194,9 +194,13 @@ pub fn decode_escapes(value: &str, d: &Delimiters) -> String {
             "E" => out.push(d.escape),
             ".br" => out.push('\n'),
             _ if seq.len() > 1 && seq.starts_with('X') => match hex_bytes(&seq[1..]) {
+                // NUL is never data (and PostgreSQL text cannot hold it): it becomes U+FFFD.
                 Some(bytes) => match String::from_utf8(bytes) {
-                    Ok(s) => out.push_str(&s),
-                    Err(e) => out.extend(e.into_bytes().iter().map(|b| char::from(*b))),
+                    Ok(s) => out.push_str(&s.replace('\0', "\u{FFFD}")),
+                    Err(e) => out.extend(e.into_bytes().iter().map(|b| match b {
+                        0 => '\u{FFFD}',
+                        b => char::from(*b),
+                    })),
                 },
                 None => {
                     out.push(d.escape);
@@ -348,6 +352,7 @@ PV1|1|I|4W^412^A^GH||||1234567893^OSEI^KWAME";
             "hl7-parser does not decode \\X"
         );
         assert_eq!(decode_escapes("\\X41\\BC", &D), "ABC");
+        assert_eq!(decode_escapes("a\\X00\\b", &D), "a\u{FFFD}b", "NUL is never data");
         assert_eq!(decode_escapes("M\\XC3BC\\ller", &D), "Müller", "UTF-8 bytes");
         assert_eq!(decode_escapes("M\\XFC\\ller", &D), "Müller", "Latin-1 fallback");
         assert_eq!(

@@ -4,6 +4,7 @@
 //! savepoint so one message's failure never touches another's. Every caller waits for its ACK,
 //! which is built only after the commit: AA never precedes durability.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use chrono_tz::Tz;
@@ -146,13 +147,14 @@ struct Done {
 
 async fn writer(chat: Arc<Chat>, cfg: Arc<Hl7Config>, mut rx: mpsc::Receiver<Job>) {
     let max = cfg.max_batch.max(1);
-    let mut batch = Vec::with_capacity(max);
-    while rx.recv_many(&mut batch, max).await > 0 {
+    let mut received = Vec::with_capacity(max);
+    while rx.recv_many(&mut received, max).await > 0 {
+        let mut batch: VecDeque<Job> = received.drain(..).collect();
         commit_batch(&chat, &cfg, &mut batch).await;
     }
 }
 
-async fn commit_batch(chat: &Chat, cfg: &Hl7Config, batch: &mut Vec<Job>) {
+async fn commit_batch(chat: &Chat, cfg: &Hl7Config, batch: &mut VecDeque<Job>) {
     let _in_order = chat.delivery_order().await;
     let now = chat.clock.now();
     let now_ms = now.timestamp_millis();
@@ -161,12 +163,15 @@ async fn commit_batch(chat: &Chat, cfg: &Hl7Config, batch: &mut Vec<Job>) {
     let committed = async {
         let mut tx = chat.store.begin().await?;
         let users = Users::default();
-        for job in batch.drain(..) {
+        while let Some(job) = batch.pop_front() {
             let done = process(chat, cfg, &users, &mut tx, &job, now_ms).await;
-            if done.is_err() {
-                chat.keys.forget_uncommitted();
-            }
+            // A store error may have aborted the whole transaction (PostgreSQL does so for an
+            // error outside a savepoint): never commit after one; the batch is answered AR.
+            let failed = done.as_ref().err().map(ToString::to_string);
             results.push((job, done));
+            if let Some(e) = failed {
+                return Err(Error::Internal(format!("a message could not be stored: {e}")));
+            }
         }
         let events: Vec<Event> = results
             .iter_mut()

@@ -17,7 +17,7 @@ use crate::store::{parse_id, rooms, users};
 
 /// Removes feed-managed members who are no longer named and adds those who now are; members
 /// who joined for other reasons (invited, break-glass...) are never touched. Returns who was
-/// added (they are sent the room after commit).
+/// added (they are sent the room after commit) and who the members are afterwards.
 pub(super) async fn sync_members(
     ctx: &Context<'_>,
     conn: &mut AnyConnection,
@@ -26,10 +26,11 @@ pub(super) async fn sync_members(
     team_out: &BTreeSet<Uuid>,
     desired: &BTreeMap<Uuid, MemberReason>,
     out: &mut Applied,
-) -> Result<Vec<Uuid>, ApplyError> {
-    let mut added = Vec::new();
+) -> Result<(Vec<Uuid>, Vec<Uuid>), ApplyError> {
     let current = rooms::member_reasons(conn, room_id).await?;
+    let mut audience: BTreeSet<Uuid> = current.iter().map(|(u, _)| *u).collect();
     let practitioner_reasons = ["attending", "consulting", "admitting"];
+    let mut removed = Vec::new();
     for (user, reason) in &current {
         if desired.contains_key(user) {
             continue;
@@ -43,17 +44,15 @@ pub(super) async fn sync_members(
                 &room_id.to_string(),
                 json!({"via": "hl7", "user_id": user, "reason": reason}),
             ));
-            let frame = ServerFrame::Member {
-                room_id,
-                user_id: *user,
-                change: MemberChange::Removed,
-                reason: None,
-            };
-            out.frames.push((Target::Room(room_id), frame.clone()));
-            out.frames.push((Target::Users(vec![*user]), frame));
+            audience.remove(user);
+            removed.push(*user);
         }
     }
+    let mut added = Vec::new();
     for (user, reason) in desired {
+        if audience.contains(user) {
+            continue;
+        }
         if rooms::add_member(conn, room_id, *user, *reason, ctx.actor, ctx.now_ms).await? {
             out.audit.push(ctx.event(
                 "room.member.add",
@@ -61,19 +60,32 @@ pub(super) async fn sync_members(
                 &room_id.to_string(),
                 json!({"via": "hl7", "user_id": user, "reason": reason.as_str()}),
             ));
-            out.frames.push((
-                Target::Room(room_id),
-                ServerFrame::Member {
-                    room_id,
-                    user_id: *user,
-                    change: MemberChange::Added,
-                    reason: Some(*reason),
-                },
-            ));
-            added.push(*user);
+            audience.insert(*user);
+            added.push((*user, *reason));
         }
     }
-    Ok(added)
+    // The members are known here: frames go to them directly, without reading them again.
+    let audience: Vec<Uuid> = audience.into_iter().collect();
+    for user in &removed {
+        let frame = ServerFrame::Member {
+            room_id,
+            user_id: *user,
+            change: MemberChange::Removed,
+            reason: None,
+        };
+        out.frames.push((Target::Users(audience.clone()), frame.clone()));
+        out.frames.push((Target::Users(vec![*user]), frame));
+    }
+    for (user, reason) in &added {
+        let frame = ServerFrame::Member {
+            room_id,
+            user_id: *user,
+            change: MemberChange::Added,
+            reason: Some(*reason),
+        };
+        out.frames.push((Target::Users(audience.clone()), frame));
+    }
+    Ok((added.into_iter().map(|(u, _)| u).collect(), audience))
 }
 
 /// User lookups for one group commit: the feed names the same practitioners and unit teams over

@@ -76,6 +76,13 @@ pub fn prepare(raw: &[u8], cfg: &Hl7Config, zone: Tz) -> std::result::Result<Pre
             "the message is not valid UTF-8 (or MSH-18 8859/1)",
         ));
     };
+    // NUL is never data, and PostgreSQL text cannot store it: a message carrying one would be
+    // refused by the database on every retry. It becomes U+FFFD, visibly.
+    let decoded = if decoded.contains('\0') {
+        decoded.replace('\0', "\u{FFFD}")
+    } else {
+        decoded
+    };
     let text = normalize_segments(&decoded).into_owned();
     let parsed = Er7::parse(&text);
     let header_text;

@@ -170,6 +170,7 @@ both_backends!(
     system_messages_reach_connected_members_live,
     post_hl7_needs_an_integration_account,
     hostile_messages_never_break_the_ingest_path,
+    nul_bytes_do_not_poison_the_feed,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,4 +337,22 @@ async fn hostile_messages_never_break_the_ingest_path(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+}
+
+/// NUL bytes (raw or as `\X00\`) must not turn a message into one the database refuses on every
+/// retry (PostgreSQL text cannot hold NUL): they are read as U+FFFD and the message is applied.
+async fn nul_bytes_do_not_poison_the_feed(app: &TestApp) {
+    let mut c = Mllp::connect(app.mllp).await;
+    let escaped = admission(7).replace("MÜLLER^ANNA", "M\\X00\\LLER^ANNA");
+    assert_eq!(field(&c.send(&escaped).await, "MSA", 1), "AA");
+    let raw = admission(8)
+        .replace("MÜLLER^ANNA", "M\u{0}LLER^ANNA")
+        .replace("EPIC|", "EP\u{0}IC|");
+    assert_eq!(field(&c.send(&raw).await, "MSA", 1), "AA");
+    let mut db = app.db().await;
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM patients WHERE family_name = 'M\u{FFFD}LLER'")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
 }
