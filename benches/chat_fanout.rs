@@ -7,6 +7,9 @@
 //!       [--postgres SERVER_URL]` (default: a fresh SQLite file in a temp dir; with `--postgres
 //!       postgres://postgres@127.0.0.1:5432` a fresh database is created on that server and dropped).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +18,6 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
 use wardline::chat::model::{MemberReason, RoomKind};
-use wardline::config::{Config, Secret};
 use wardline::startup::Application;
 use wardline::store::users::{self, UserRecord};
 use wardline::store::{Store, rooms};
@@ -89,56 +91,18 @@ async fn seed(store: &Store, members: usize) -> anyhow::Result<(Uuid, Vec<String
     Ok((room, tokens))
 }
 
-async fn pg_admin(server: &str, sql: &str) -> anyhow::Result<()> {
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(&format!("{server}/postgres")).await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-        .execute(&mut c)
-        .await?;
-    Ok(())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = args();
-    let dir = tempfile::tempdir()?;
-    let pg_db = format!("wl_bench_{}", Uuid::now_v7().simple());
-    let url = match &a.postgres {
-        Some(server) => {
-            pg_admin(server, &format!("CREATE DATABASE {pg_db}")).await?;
-            format!("{server}/{pg_db}")
-        }
-        None => format!("sqlite://{}", dir.path().join("bench.db").display()),
-    };
-    let result = bench(&a, &url, dir.path()).await;
-    // The benchmark database is dropped whether the run succeeded or not.
-    if let Some(server) = &a.postgres {
-        pg_admin(server, &format!("DROP DATABASE {pg_db} WITH (FORCE)")).await?;
-    }
-    result
+    let postgres = a.postgres.clone();
+    common::on_fresh_database(postgres.as_deref(), |url, dir| async move {
+        bench(&a, &url, &dir).await
+    })
+    .await
 }
 
 async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
-    let cfg = Config {
-        http_addr: "127.0.0.1:0".parse()?,
-        mllp_addr: "127.0.0.1:0".parse()?,
-        database_url: Some(Secret::new(url)),
-        data_dir: dir.to_path_buf(),
-        keys: wardline::config::KeysConfig {
-            keks: [(
-                "bench".to_string(),
-                Secret::new("YmVuY2gta2V5LWVuY3J5cHRpb24ta2V5LTMyLWJ5dGU="),
-            )]
-            .into(),
-            active_kek: None,
-        },
-        ..Config::default()
-    };
+    let cfg = common::config(url, dir)?;
     let app = Application::build(cfg).await?;
     let addr = app.local_addr();
     let (room, tokens) = seed(app.store(), a.members).await?;
@@ -250,14 +214,14 @@ async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()>
     );
     println!(
         "  POST → 201 (stored): p50 {:.2} ms, p99 {:.2} ms",
-        percentile(&stored, 0.50).as_secs_f64() * 1e3,
-        percentile(&stored, 0.99).as_secs_f64() * 1e3,
+        common::percentile(&stored, 0.50).as_secs_f64() * 1e3,
+        common::percentile(&stored, 0.99).as_secs_f64() * 1e3,
     );
     if !latencies.is_empty() {
         println!(
             "  POST → last member received: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+            common::percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+            common::percentile(&latencies, 0.99).as_secs_f64() * 1e3,
             latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
         );
     }

@@ -23,6 +23,9 @@
 //! argument that `cargo bench` passes: it then runs the `--quick` smoke version (a few hundred
 //! messages) so the test suite stays fast.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +35,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 use uuid::Uuid;
-use wardline::config::{Config, Secret};
 use wardline::startup::Application;
 use wardline::store::Store;
 use wardline::store::users::{self, UserRecord};
@@ -167,20 +169,6 @@ async fn seed(store: &Store) -> anyhow::Result<()> {
     }
     tx.commit().await?;
     Ok(())
-}
-
-async fn pg_admin(server: &str, sql: &str) -> anyhow::Result<()> {
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(&format!("{server}/postgres")).await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-        .execute(&mut c)
-        .await?;
-    Ok(())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
 }
 
 fn ms(d: Duration) -> f64 {
@@ -382,8 +370,8 @@ async fn scenario(addr: SocketAddr, s: Scenario<'_>, backend: &str) -> anyhow::R
     if !all.latencies.is_empty() {
         println!(
             "  send → ACK: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            ms(percentile(&all.latencies, 0.50)),
-            ms(percentile(&all.latencies, 0.99)),
+            ms(common::percentile(&all.latencies, 0.50)),
+            ms(common::percentile(&all.latencies, 0.99)),
             all.latencies.last().map_or(0.0, |d| ms(*d)),
         );
     }
@@ -449,39 +437,15 @@ async fn main() -> anyhow::Result<()> {
             .init();
     }
     let a = args();
-    let dir = tempfile::tempdir()?;
-    let pg_db = format!("wl_bench_{}", Uuid::now_v7().simple());
-    let url = match &a.postgres {
-        Some(server) => {
-            pg_admin(server, &format!("CREATE DATABASE {pg_db}")).await?;
-            format!("{server}/{pg_db}")
-        }
-        None => format!("sqlite://{}", dir.path().join("bench.db").display()),
-    };
-    let result = bench(&a, &url, dir.path()).await;
-    // The benchmark database is dropped whether the run succeeded or not.
-    if let Some(server) = &a.postgres {
-        pg_admin(server, &format!("DROP DATABASE {pg_db} WITH (FORCE)")).await?;
-    }
-    result
+    let postgres = a.postgres.clone();
+    common::on_fresh_database(postgres.as_deref(), |url, dir| async move {
+        bench(&a, &url, &dir).await
+    })
+    .await
 }
 
 async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
-    let mut cfg = Config {
-        http_addr: "127.0.0.1:0".parse()?,
-        mllp_addr: "127.0.0.1:0".parse()?,
-        database_url: Some(Secret::new(url)),
-        data_dir: dir.to_path_buf(),
-        keys: wardline::config::KeysConfig {
-            keks: [(
-                "bench".to_string(),
-                Secret::new("YmVuY2gta2V5LWVuY3J5cHRpb24ta2V5LTMyLWJ5dGU="),
-            )]
-            .into(),
-            active_kek: None,
-        },
-        ..Config::default()
-    };
+    let mut cfg = common::config(url, dir)?;
     cfg.hl7.unit_teams = [
         ("4W".to_string(), UNIT_4W.map(String::from).to_vec()),
         ("5E".to_string(), UNIT_5E.map(String::from).to_vec()),

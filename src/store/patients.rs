@@ -129,14 +129,17 @@ pub async fn patient_by_identifier(
     system: &str,
     value: &str,
 ) -> Result<Option<PatientRow>> {
+    macro_rules! by_identifier {
+        () => {
+            "SELECT p.id, p.family_name, p.given_name, p.birth_date, p.sex, p.merged_into, p.demographics_at
+             FROM patient_identifiers i JOIN patients p ON p.id = i.patient_id
+             WHERE i.system = $1 AND i.value = $2"
+        };
+    }
     let sql = if conn.backend_name() == "PostgreSQL" {
-        "SELECT p.id, p.family_name, p.given_name, p.birth_date, p.sex, p.merged_into, p.demographics_at
-         FROM patient_identifiers i JOIN patients p ON p.id = i.patient_id
-         WHERE i.system = $1 AND i.value = $2 FOR UPDATE OF p"
+        concat!(by_identifier!(), " FOR UPDATE OF p")
     } else {
-        "SELECT p.id, p.family_name, p.given_name, p.birth_date, p.sex, p.merged_into, p.demographics_at
-         FROM patient_identifiers i JOIN patients p ON p.id = i.patient_id
-         WHERE i.system = $1 AND i.value = $2"
+        by_identifier!()
     };
     Ok(sqlx::query_as(sql)
         .bind(system)

@@ -15,7 +15,7 @@ use crate::helpers::{Backend, TEST_KEK, fresh_database, spawn_node_with};
 use crate::hl7::{Mllp, field, fixture, staff};
 use crate::mllp::admission;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wardline");
+use crate::process::BIN;
 
 /// A configuration file with the test KEK (what an operator's wardline.toml would hold).
 fn config_file(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
@@ -29,20 +29,7 @@ fn config_file(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
 }
 
 fn cli(config: &std::path::Path, db: &str, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .args(["--database", db])
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("run wardline");
-    assert!(
-        out.status.success(),
-        "wardline {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    crate::process::cli_with(Some(config), args, db)
 }
 
 async fn replay_after_a_mapping_fix(backend: Backend) {

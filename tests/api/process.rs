@@ -10,12 +10,24 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, fresh_database};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wardline");
+/// The `wardline` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_wardline");
 
 fn cli(args: &[&str], db: &str) -> String {
-    let out = Command::new(BIN)
+    cli_with(None, args, db)
+}
+
+/// Runs a `wardline` subcommand on `db` (with a configuration file, when given) and returns what
+/// it printed; fails the test when it exits with an error.
+pub fn cli_with(config: Option<&std::path::Path>, args: &[&str], db: &str) -> String {
+    let mut cmd = Command::new(BIN);
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    let out = cmd
         .args(args)
         .args(["--database", db])
+        .env_remove("DATABASE_URL")
         .output()
         .expect("run wardline");
     assert!(
