@@ -112,6 +112,7 @@ impl Chat {
         let room = room_id.to_string();
         let now = self.clock.now().timestamp_millis();
         let mut tx = self.store.begin().await?;
+        let pending = self.keys.pending();
         let (key_id, cipher) = self.keys.for_scope(&mut tx, &room_scope(room_id), now).await?;
         let rec = AttachmentRecord {
             meta: AttachmentMeta {
@@ -132,6 +133,7 @@ impl Chat {
             .with_detail(json!({"room_id": room_id, "content_type": content_type, "size": data.len()}));
         audit::append(&mut tx, &[event], now).await?;
         tx.commit().await?;
+        pending.committed();
         Ok(AttachmentInfo {
             id: parse_id(&id)?,
             filename: filename.into(),

@@ -104,6 +104,7 @@ impl Chat {
         if rooms::is_member(&mut *tx, room_id, who.user_id).await? {
             return Err(Error::Conflict("you are already a member of this room".into()));
         }
+        let pending = self.keys.pending();
         let (key_id, cipher) = self.keys.for_scope(&mut tx, &room_scope(room_id), now).await?;
         let sealed = crypto::seal(
             &cipher,
@@ -134,6 +135,7 @@ impl Chat {
             .with_detail(json!({"grant_id": grant_id}));
         audit::append(&mut tx, &[event], now).await?;
         tx.commit().await?;
+        pending.committed();
         let frame = ServerFrame::Member {
             room_id,
             user_id: who.user_id,

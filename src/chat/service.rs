@@ -167,6 +167,7 @@ impl Chat {
             }
         };
         let body = body.as_str();
+        let pending = self.keys.pending();
         let (key_id, cipher) = self.keys.for_scope(&mut tx, &room_scope(room.id), now).await?;
         let sealed = crypto::seal(
             &cipher,
@@ -251,6 +252,7 @@ impl Chat {
             self.bus.unstage(id);
             return Err(e.into());
         }
+        pending.committed();
         metrics::counter!("wardline_messages_stored_total", "priority" => draft.priority.as_str())
             .increment(1);
         self.fan_out(&message).await;

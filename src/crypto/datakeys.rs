@@ -133,13 +133,44 @@ impl DataKeys {
 
     /// Forgets every scope → key mapping, after a transaction that may have created keys was
     /// rolled back: the next use reads the committed key (or creates one) instead of sealing
-    /// with a key whose row never committed.
+    /// with a key whose row never committed (which would leave that data undecryptable).
     pub fn forget_uncommitted(&self) {
         self.scopes.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// A guard for a transaction that uses [`DataKeys::for_scope`]: unless [`Pending::committed`]
+    /// is called after its commit, dropping it (an early return, an error, a panic) forgets the
+    /// keys the transaction may have created.
+    pub fn pending(&self) -> Pending<'_> {
+        Pending {
+            keys: self,
+            committed: false,
+        }
     }
 
     /// The active KEK id.
     pub fn active_kek(&self) -> &str {
         self.keyring.active_kek()
+    }
+}
+
+/// See [`DataKeys::pending`].
+pub struct Pending<'a> {
+    keys: &'a DataKeys,
+    committed: bool,
+}
+
+impl Pending<'_> {
+    /// The transaction committed: the keys it created are real.
+    pub fn committed(mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.keys.forget_uncommitted();
+        }
     }
 }

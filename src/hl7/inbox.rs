@@ -109,6 +109,7 @@ impl Hl7 {
         let now_ms = chat.clock.now().timestamp_millis();
         let _in_order = chat.delivery_order().await;
         let mut tx = chat.store.begin().await?;
+        let pending = chat.keys.pending();
         rec.processed_at = now_ms;
         rec.attempts += 1;
         let users = Default::default();
@@ -126,8 +127,7 @@ impl Hl7 {
                     now_ms,
                     users: &users,
                 };
-                let done = run(&ctx, &mut tx, &prepared.action, &mut rec, None).await;
-                done.inspect_err(|_| chat.keys.forget_uncommitted())?
+                run(&ctx, &mut tx, &prepared.action, &mut rec, None).await?
             }
             Err(refused) => {
                 let verdict = Verdict::Error {
@@ -153,6 +153,7 @@ impl Hl7 {
             chat.forget_uncommitted(&applied.messages);
             return Err(e.into());
         }
+        pending.committed();
         chat.deliver_committed(&applied.messages).await;
         for (target, frame) in applied.frames {
             chat.bus.publish(target, &frame).await;

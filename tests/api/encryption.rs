@@ -12,7 +12,8 @@ use crate::helpers::{TEST_KEK, TestApp, spawn_node_with};
 both_backends!(
     no_message_text_at_rest,
     tampering_fails_closed,
-    rotation_rewraps_without_downtime
+    rotation_rewraps_without_downtime,
+    a_rolled_back_first_message_leaves_no_phantom_key,
 );
 
 const SECRET: &str = "Zebediah Quuxworth — lactate 6.2, starting sepsis bundle";
@@ -227,4 +228,34 @@ async fn rotation_rewraps_without_downtime(app: &TestApp) {
         .unwrap();
     assert_eq!(n, 1);
     node.stop().await;
+}
+
+/// A room's data key is created with the room's first message; when that message's transaction
+/// rolls back (here: it names an attachment that is not the sender's), the key is not kept in
+/// memory either, so the next message is sealed with a key whose row really exists.
+async fn a_rolled_back_first_message_leaves_no_phantom_key(app: &TestApp) {
+    let a = app.user("alice", &["clinician"]).await;
+    let room = app.room(&a, &[]).await;
+    let refused = app
+        .post(
+            &a.token,
+            &format!("/api/v1/rooms/{room}/messages"),
+            &json!({"body": "see attached", "attachment_ids": [uuid::Uuid::now_v7()]}),
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    app.send(&a, room, "second try without the attachment").await;
+    let mut db = app.db().await;
+    let (orphans,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM messages m WHERE m.room_id = $1
+         AND NOT EXISTS (SELECT 1 FROM data_keys k WHERE k.id = m.body_key_id)",
+    )
+    .bind(room.to_string())
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(
+        orphans, 0,
+        "a message was sealed with a key that was never stored"
+    );
 }
