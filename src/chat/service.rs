@@ -6,20 +6,15 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::bus::CHANNEL;
 use super::bus::{Bus, Target};
 use super::dlp::{Scanner, Verdict};
 use super::frames::ServerFrame;
-use super::history::body_aad;
 use super::model::{Ack, Message, MessageKind, Priority, Receipt, RoomStatus, from_ms, to_ms};
 use crate::audit::sink::AuditSink;
 use crate::auth::Principal;
 use crate::clock::Clock;
 use crate::config::Limits;
-use crate::crypto::{
-    self,
-    datakeys::{DataKeys, room_scope},
-};
+use crate::crypto::datakeys::DataKeys;
 use crate::error::{Error, Result};
 use crate::store::messages::{self, MessageRecord, NewMessage};
 use crate::store::{Backend, Store, attachments, audit, rooms};
@@ -168,12 +163,7 @@ impl Chat {
         };
         let body = body.as_str();
         let pending = self.keys.pending();
-        let (key_id, cipher) = self.keys.for_scope(&mut tx, &room_scope(room.id), now).await?;
-        let sealed = crypto::seal(
-            &cipher,
-            body.as_bytes(),
-            &body_aad(&id.to_string(), &room.id.to_string()),
-        );
+        let (key_id, sealed) = self.seal_body(&mut tx, room.id, id, body, now).await?;
         let seq = messages::next_seq(&mut tx).await?;
         let new = NewMessage {
             id,
@@ -241,13 +231,7 @@ impl Chat {
                 .map(|(_, i)| i)
                 .collect();
         }
-        if let Some(payload) = self.bus.message_notification(id) {
-            // PostgreSQL: the notification commits with the message and every node delivers it
-            // in commit order; this node keeps the message ready for when it comes back.
-            let members = rooms::member_ids(&mut *tx, room.id).await?;
-            crate::store::notify(&mut *tx, CHANNEL, &payload).await?;
-            self.bus.stage(&message, members);
-        }
+        self.announce(&mut tx, &message).await?;
         if let Err(e) = tx.commit().await {
             self.bus.unstage(id);
             return Err(e.into());

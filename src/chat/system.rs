@@ -25,12 +25,7 @@ impl Chat {
         now_ms: i64,
     ) -> Result<Message> {
         let id = Uuid::now_v7();
-        let (key_id, cipher) = self.keys.for_scope(conn, &room_scope(room_id), now_ms).await?;
-        let sealed = crypto::seal(
-            &cipher,
-            body.as_bytes(),
-            &body_aad(&id.to_string(), &room_id.to_string()),
-        );
+        let (key_id, sealed) = self.seal_body(conn, room_id, id, body, now_ms).await?;
         let seq = messages::next_seq(conn).await?;
         let new = NewMessage {
             id,
@@ -58,12 +53,39 @@ impl Chat {
             acks: Vec::new(),
             attachments: Vec::new(),
         };
-        if let Some(payload) = self.bus.message_notification(id) {
-            let members = rooms::member_ids(&mut *conn, room_id).await?;
-            crate::store::notify(&mut *conn, CHANNEL, &payload).await?;
-            self.bus.stage(&message, members);
-        }
+        self.announce(conn, &message).await?;
         Ok(message)
+    }
+
+    /// Seals a message body under its room's data key (created inside the caller's transaction
+    /// on first use), bound to the message and room ids; returns the key id and the ciphertext.
+    pub(crate) async fn seal_body(
+        &self,
+        conn: &mut AnyConnection,
+        room_id: Uuid,
+        id: Uuid,
+        body: &str,
+        now_ms: i64,
+    ) -> Result<(String, Vec<u8>)> {
+        let (key_id, cipher) = self.keys.for_scope(conn, &room_scope(room_id), now_ms).await?;
+        let sealed = crypto::seal(
+            &cipher,
+            body.as_bytes(),
+            &body_aad(&id.to_string(), &room_id.to_string()),
+        );
+        Ok((key_id, sealed))
+    }
+
+    /// PostgreSQL: the notification commits with the message and every node delivers it in
+    /// commit order; this node keeps the message ready for when it comes back. Call inside the
+    /// message's transaction (nothing to do on SQLite).
+    pub(crate) async fn announce(&self, conn: &mut AnyConnection, message: &Message) -> Result<()> {
+        if let Some(payload) = self.bus.message_notification(message.id) {
+            let members = rooms::member_ids(&mut *conn, message.room_id).await?;
+            crate::store::notify(&mut *conn, CHANNEL, &payload).await?;
+            self.bus.stage(message, members);
+        }
+        Ok(())
     }
 
     /// Fans out system messages whose transaction committed (PostgreSQL delivers them through

@@ -31,7 +31,7 @@ pub(super) async fn upsert_patient(
                 "PID-3: the MRN belongs to a patient merged into another; the survivor was used".into(),
             );
             let survivor = p.merged_into.clone().unwrap_or_default();
-            let row: Option<PatientRow> = patients_by_id(conn, &survivor).await?;
+            let row = patients::patient_by_id(conn, &survivor).await?;
             row.unwrap_or(p)
         }
         Some(p) => p,
@@ -80,10 +80,6 @@ pub(super) async fn upsert_patient(
             .push("PID: demographics older than those held were not applied".into());
     }
     Ok(Some(row))
-}
-
-async fn patients_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<PatientRow>, ApplyError> {
-    Ok(patients::patient_by_id(conn, id).await?)
 }
 
 async fn add_other_ids(

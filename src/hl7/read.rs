@@ -89,11 +89,16 @@ pub fn prepare(raw: &[u8], cfg: &Hl7Config, zone: Tz) -> std::result::Result<Pre
     let (er7, unreadable) = match parsed {
         Ok(m) => (m, None),
         Err(Er7Error::BadHeader(reason)) => return Err(refuse(None, "100", &reason)),
-        Err(e @ Er7Error::UnreadableSegment { .. }) => {
+        Err(Er7Error::UnreadableSegment { index, name }) => {
             // Answer with the header, store the message as an error naming the segment.
             header_text = text.split('\r').next().unwrap_or_default().to_string();
+            let problem = Problem {
+                code: "100",
+                location: Some((name, u32::try_from(index).unwrap_or(u32::MAX), 0)),
+                reason: format!("segment {index} cannot be parsed"),
+            };
             match Er7::parse(&header_text) {
-                Ok(m) => (m, Some(e)),
+                Ok(m) => (m, Some(problem)),
                 Err(err) => return Err(refuse(None, "100", &err.to_string())),
             }
         }
@@ -109,12 +114,7 @@ pub fn prepare(raw: &[u8], cfg: &Hl7Config, zone: Tz) -> std::result::Result<Pre
         });
     }
     let action = match unreadable {
-        Some(Er7Error::UnreadableSegment { index, name }) => Action::Fail(Problem {
-            code: "100",
-            location: Some((name, u32::try_from(index).unwrap_or(u32::MAX), 0)),
-            reason: format!("segment {index} cannot be parsed"),
-        }),
-        Some(Er7Error::BadHeader(_)) => unreachable_header(),
+        Some(problem) => Action::Fail(problem),
         None => match message::read_content(&er7, &header, cfg, zone) {
             Ok(Content::Event(adt)) => Action::Apply(adt),
             Ok(Content::Unsupported(_)) if cfg.unsupported_events == UnsupportedEvents::Reject => {
@@ -132,14 +132,5 @@ pub fn prepare(raw: &[u8], cfg: &Hl7Config, zone: Tz) -> std::result::Result<Pre
             Err(p) => Action::Fail(p),
         },
     };
-    drop(er7);
     Ok(Prepared { text, header, action })
-}
-
-fn unreachable_header() -> Action {
-    Action::Fail(Problem {
-        code: "100",
-        location: None,
-        reason: "unreadable header".into(),
-    })
 }

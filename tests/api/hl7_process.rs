@@ -3,9 +3,8 @@
 //! and a database outage answered with AR until it is over.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,8 +13,6 @@ use serde_json::Value;
 use crate::helpers::{Backend, TEST_KEK, fresh_database, spawn_node_with};
 use crate::hl7::{Mllp, field, fixture, staff};
 use crate::mllp::admission;
-
-use crate::process::BIN;
 
 /// A configuration file with the test KEK (what an operator's wardline.toml would hold).
 fn config_file(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
@@ -110,26 +107,7 @@ async fn replay_after_a_mapping_fix_postgres() {
 
 /// `wardline serve` as a child process; returns it and its MLLP address.
 fn serve(db: &str) -> (Child, SocketAddr) {
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env("WARDLINE_HTTP_ADDR", "127.0.0.1:0")
-        .env("WARDLINE_MLLP_ADDR", "127.0.0.1:0")
-        .env("WARDLINE_KEYS__KEKS__CI", TEST_KEK)
-        .env("DATABASE_URL", db)
-        .env("WARDLINE_LOG_FORMAT", "json")
-        .env("WARDLINE_LOG_LEVEL", "info")
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, rx) = crate::process::spawn_serve(db, "info");
     let addr = loop {
         let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
             break None;

@@ -3,7 +3,8 @@
 //! tokens, and a clean exit on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, fresh_database};
 
 /// The `wardline` binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_wardline");
+const BIN: &str = env!("CARGO_BIN_EXE_wardline");
 
 fn cli(args: &[&str], db: &str) -> String {
     cli_with(None, args, db)
@@ -38,6 +39,32 @@ pub fn cli_with(config: Option<&std::path::Path>, args: &[&str], db: &str) -> St
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `wardline serve` on `db` (ephemeral ports, the test KEK, JSON logs at `level`) and a channel
+/// that receives its log lines.
+pub fn spawn_serve(db: &str, level: &str) -> (Child, Receiver<String>) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("WARDLINE_HTTP_ADDR", "127.0.0.1:0")
+        .env("WARDLINE_MLLP_ADDR", "127.0.0.1:0")
+        .env("WARDLINE_KEYS__KEKS__CI", crate::helpers::TEST_KEK)
+        .env("DATABASE_URL", db)
+        .env("WARDLINE_LOG_FORMAT", "json")
+        .env("WARDLINE_LOG_LEVEL", level)
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
 async fn serve_and_check_logs(backend: Backend) {
     let (db, _dir, _pg) = fresh_database(backend).await;
     assert!(cli(&["migrate"], &db).contains("migrations applied"));
@@ -62,26 +89,7 @@ async fn serve_and_check_logs(backend: Backend) {
         .trim()
         .to_string();
 
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env("WARDLINE_HTTP_ADDR", "127.0.0.1:0")
-        .env("WARDLINE_MLLP_ADDR", "127.0.0.1:0")
-        .env("WARDLINE_KEYS__KEKS__CI", crate::helpers::TEST_KEK)
-        .env("DATABASE_URL", &db)
-        .env("WARDLINE_LOG_FORMAT", "json")
-        .env("WARDLINE_LOG_LEVEL", "debug")
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, rx) = spawn_serve(&db, "debug");
     let mut logs = Vec::new();
     let addr = loop {
         let line = rx
