@@ -3,6 +3,7 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY src ./src
+COPY crates ./crates
 COPY migrations ./migrations
 COPY fixtures ./fixtures
 COPY benches ./benches

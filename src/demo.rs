@@ -151,6 +151,7 @@ async fn seed(store: &Store, chat: &Chat, fx: &Fixtures, now: i64) -> anyhow::Re
                 username: rec.username.clone(),
                 display_name: rec.display_name.clone(),
                 roles: u.roles.iter().filter_map(|r| Role::parse(r).ok()).collect(),
+                fhir: crate::fhir::scopes::Grant::default(),
                 token_id: Uuid::nil(),
                 source: Some("demo-fixtures".into()),
             },

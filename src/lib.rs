@@ -1,8 +1,9 @@
 //! Wardline: a self-hosted care-team messaging server for hospitals.
 //!
 //! Modules are laid out by feature: `chat` (rooms, messages, real-time fan-out), `store` (the only
-//! place SQL lives), `http` (REST, WebSocket, operations endpoints), `auth` (bearer tokens), plus
-//! configuration, errors, start-up and the command line.
+//! place SQL lives), `http` (REST, WebSocket, operations endpoints), `fhir` (the FHIR R4 API),
+//! `hl7` (ADT over MLLP), `auth` (bearer tokens), plus configuration, errors, start-up and the
+//! command line.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod error;
+pub mod fhir;
 pub mod hl7;
 pub mod http;
 pub mod startup;

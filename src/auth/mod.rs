@@ -11,6 +11,7 @@ use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::fhir::scopes::{Grant, Scope};
 use crate::store::{Store, users};
 
 /// Prefix that makes Wardline tokens recognisable to secret scanners.
@@ -69,6 +70,8 @@ pub struct Principal {
     pub roles: Vec<Role>,
     /// The token used, so it can be revoked ("log out this device").
     pub token_id: Uuid,
+    /// What the token may do over FHIR (SMART scopes cut to the roles).
+    pub fhir: crate::fhir::scopes::Grant,
     /// Network address of the request, for the audit trail.
     pub source: Option<String>,
 }
@@ -106,18 +109,17 @@ pub fn generate_token() -> String {
 }
 
 /// Issues a token for a user inside the caller's transaction, optionally limited to some of the
-/// user's roles; returns its id and the secret, which the caller shows once.
+/// user's roles and to SMART scopes (checked by the caller); returns its id and the secret, which the caller shows once.
 pub async fn issue_token(
     conn: &mut AnyConnection,
     user_id: Uuid,
     label: &str,
     now_ms: i64,
     expires_at_ms: Option<i64>,
-    scopes: &[Role],
+    scopes: &[String],
 ) -> Result<(Uuid, String)> {
     let token = generate_token();
     let id = Uuid::now_v7();
-    let scopes: Vec<&str> = scopes.iter().map(|r| r.as_str()).collect();
     let new = users::NewToken {
         id,
         user_id,
@@ -144,18 +146,23 @@ pub async fn authenticate(
     let (token_id, scopes, user) = users::user_by_token_hash(store.reader(), &hash_token(token), now_ms)
         .await?
         .ok_or(Error::Unauthenticated)?;
+    // A scoped token keeps only the roles it names (all of them when it names none) and the SMART
+    // scopes it names, cut to those roles. Unknown role names in the database grant nothing
+    // rather than failing the login.
+    let named_roles: Vec<&str> = scopes.split(',').filter(|s| Role::parse(s).is_ok()).collect();
+    let smart: Vec<Scope> = scopes.split(',').filter_map(Scope::parse).collect();
+    let roles: Vec<Role> = user
+        .roles
+        .iter()
+        .filter(|r| named_roles.is_empty() || named_roles.contains(&r.as_str()))
+        .filter_map(|r| Role::parse(r).ok())
+        .collect();
     Ok(Principal {
         user_id: user.id,
         username: user.username,
         display_name: user.display_name,
-        // Unknown role names in the database grant nothing rather than failing the login; a
-        // scoped token keeps only the roles it names.
-        roles: user
-            .roles
-            .iter()
-            .filter(|r| scopes.is_empty() || scopes.split(',').any(|s| s == r.as_str()))
-            .filter_map(|r| Role::parse(r).ok())
-            .collect(),
+        fhir: Grant::new(&roles, &smart),
+        roles,
         token_id,
         source,
     })

@@ -27,7 +27,8 @@ pub enum TokenCommand {
         /// Lifetime in days (default: until revoked).
         #[arg(long)]
         expires_in_days: Option<u32>,
-        /// Limit the token to some of the user's roles, comma-separated (default: all).
+        /// Limit the token to some of the user's roles and SMART scopes (`system/Patient.rs`),
+        /// comma-separated (default: all the roles, and all the FHIR access they allow).
         #[arg(long, value_delimiter = ',')]
         scopes: Vec<String>,
         #[command(flatten)]

@@ -150,7 +150,9 @@ pub struct NewToken {
     pub label: String,
     /// Lifetime in days; absent means until revoked.
     pub expires_in_days: Option<u32>,
-    /// Limit the token to some of the user's roles (least privilege); empty means all of them.
+    /// Limit the token to some of the user's roles and FHIR access to some SMART scopes such as
+    /// `system/Encounter.crus` (least privilege); no roles named means all of them, no SMART
+    /// scopes named means all the roles allow.
     #[serde(default)]
     pub scopes: Vec<String>,
 }
@@ -219,16 +221,29 @@ pub async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Parses requested token scopes; each must be a role the user holds.
-pub fn token_scopes(user: &UserRecord, requested: &[String]) -> Result<Vec<Role>> {
+/// Checks requested token scopes: each is a role the user holds, or a SMART scope
+/// (`system/Patient.rs`) that the user's roles allow.
+pub fn token_scopes(user: &UserRecord, requested: &[String]) -> Result<Vec<String>> {
+    let roles: Vec<Role> = user.roles.iter().filter_map(|r| Role::parse(r).ok()).collect();
+    let ceiling = crate::fhir::scopes::ceiling(&roles);
     requested
         .iter()
         .map(|s| {
-            let role = Role::parse(s)?;
-            if user.roles.iter().any(|r| r == s) {
-                Ok(role)
-            } else {
-                Err(Error::Invalid(format!("scope '{s}' is not a role of this user")))
+            if let Ok(role) = Role::parse(s) {
+                return if roles.contains(&role) {
+                    Ok(s.clone())
+                } else {
+                    Err(Error::Invalid(format!("scope '{s}' is not a role of this user")))
+                };
+            }
+            match crate::fhir::scopes::Scope::parse(s) {
+                Some(scope) if ceiling.iter().any(|c| scope.within(c)) => Ok(scope.to_string()),
+                Some(_) => Err(Error::Invalid(format!(
+                    "scope '{s}' is more than this user's roles allow"
+                ))),
+                None => Err(Error::Invalid(format!(
+                    "scope '{s}' is neither a role nor a SMART resource scope"
+                ))),
             }
         })
         .collect()

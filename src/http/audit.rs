@@ -85,8 +85,9 @@ pub async fn search(
         from_ms: q.from.map(|t| t.timestamp_millis()),
         to_ms: q.to.map(|t| t.timestamp_millis()),
         before_seq: q.before,
+        seq: None,
     };
-    let items = audit::search(state.store.reader(), &filter, limit + 1).await?;
+    let items = audit::search(state.store.reader(), &filter, limit + 1, 0).await?;
     let more = items.len() > limit as usize;
     let items: Vec<Entry> = items.into_iter().take(limit as usize).collect();
     let next_before = if more { items.last().map(|e| e.seq) } else { None };

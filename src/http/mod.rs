@@ -109,6 +109,7 @@ pub fn router(state: AppState) -> Router {
     let tls = state.config.tls.cert_file.is_some();
     let router = Router::new()
         .nest("/api/v1", api)
+        .nest("/fhir", crate::fhir::routes())
         .route("/hl7", post(hl7::receive))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

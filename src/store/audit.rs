@@ -142,28 +142,56 @@ pub struct Filter {
     pub to_ms: Option<i64>,
     /// Only entries before this position (paging, newest first).
     pub before_seq: Option<i64>,
+    /// Only the entry at this position.
+    pub seq: Option<i64>,
 }
 
-/// Matching entries, newest first.
-pub async fn search(pool: &AnyPool, f: &Filter, limit: u32) -> Result<Vec<Entry>> {
-    let rows: Vec<Row> = sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
+macro_rules! filter_where {
+    () => {
         " FROM audit_log
          WHERE ($1 IS NULL OR actor_id = $1) AND ($2 IS NULL OR action = $2)
            AND ($3 IS NULL OR entity_type = $3) AND ($4 IS NULL OR entity_id = $4)
            AND ($5 IS NULL OR outcome = $5) AND at >= $6 AND at < $7 AND seq < $8
-         ORDER BY seq DESC LIMIT $9"
-    ))
-    .bind(&f.actor_id)
-    .bind(&f.action)
-    .bind(&f.entity_type)
-    .bind(&f.entity_id)
-    .bind(&f.outcome)
-    .bind(f.from_ms.unwrap_or(i64::MIN))
-    .bind(f.to_ms.unwrap_or(i64::MAX))
-    .bind(f.before_seq.unwrap_or(i64::MAX))
+           AND ($9 IS NULL OR seq = $9)"
+    };
+}
+
+macro_rules! bind_filter {
+    ($query:expr, $f:expr) => {
+        $query
+            .bind(&$f.actor_id)
+            .bind(&$f.action)
+            .bind(&$f.entity_type)
+            .bind(&$f.entity_id)
+            .bind(&$f.outcome)
+            .bind($f.from_ms.unwrap_or(i64::MIN))
+            .bind($f.to_ms.unwrap_or(i64::MAX))
+            .bind($f.before_seq.unwrap_or(i64::MAX))
+            .bind($f.seq)
+    };
+}
+
+/// How many entries match (FHIR `Bundle.total`).
+pub async fn count(pool: &AnyPool, f: &Filter) -> Result<i64> {
+    let (n,): (i64,) = bind_filter!(sqlx::query_as(concat!("SELECT COUNT(*)", filter_where!())), f)
+        .fetch_one(pool)
+        .await?;
+    Ok(n)
+}
+
+/// Matching entries, newest first, skipping `offset` of them.
+pub async fn search(pool: &AnyPool, f: &Filter, limit: u32, offset: u32) -> Result<Vec<Entry>> {
+    let rows: Vec<Row> = bind_filter!(
+        sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            filter_where!(),
+            " ORDER BY seq DESC LIMIT $10 OFFSET $11"
+        )),
+        f
+    )
     .bind(i64::from(limit))
+    .bind(i64::from(offset))
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(Entry::from).collect())

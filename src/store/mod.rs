@@ -11,6 +11,8 @@ pub mod attachments;
 pub mod audit;
 pub mod break_glass;
 pub mod encounters;
+pub mod fhir;
+pub mod fhir_chat;
 pub mod hl7;
 pub mod keys;
 pub mod messages;

@@ -11,6 +11,7 @@ mod chat_rest;
 mod cluster;
 mod dlp;
 mod encryption;
+mod fhir;
 mod hl7;
 mod hl7_process;
 mod hl7_support;

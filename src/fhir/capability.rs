@@ -1,0 +1,71 @@
+//! `GET [base]/metadata`: the CapabilityStatement, built from the same tables the handlers use
+//! (supported types, interactions and search parameters), so it lists exactly what is served.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+use wardline_fhir_wire::Kind;
+
+use super::outcome::fhir_response;
+use super::request::Negotiated;
+use super::search;
+use crate::http::AppState;
+
+/// The resource types served and the interactions each supports.
+pub fn interactions(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Patient | Kind::Encounter | Kind::CareTeam | Kind::Communication | Kind::Practitioner => {
+            &["read", "search-type"]
+        }
+        Kind::AuditEvent => &["read", "search-type"],
+        _ => &[],
+    }
+}
+
+/// The CapabilityStatement for `base`.
+pub fn statement(base: &str, software_version: &str) -> Value {
+    let resources: Vec<Value> = Kind::ALL
+        .into_iter()
+        .filter(|k| !interactions(*k).is_empty())
+        .map(|k| {
+            let params: Vec<Value> = search::supported(k)
+                .iter()
+                .map(|(name, ty, doc)| json!({"name": name, "type": ty, "documentation": doc}))
+                .collect();
+            let mut r = json!({
+                "type": k.as_str(),
+                "interaction": interactions(k).iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
+                "searchParam": params,
+            });
+            r["readHistory"] = json!(false);
+            r["updateCreate"] = json!(false);
+            r
+        })
+        .collect();
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-25",
+        "publisher": "Wardline",
+        "kind": "instance",
+        "software": {"name": "Wardline", "version": software_version},
+        "implementation": {"description": "Wardline care-team messaging", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Bearer tokens with SMART App Launch v2 scopes (system/, user/); results under user/ scopes are limited to the caller's rooms. Unknown search parameters are ignored unless the request says Prefer: handling=strict. Every read and search is audited.",
+            "security": {
+                "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}]}],
+                "description": "OAuth2 bearer tokens; SMART v2 scopes.",
+            },
+            "resource": resources,
+        }],
+    })
+}
+
+/// `GET [base]/metadata` (no token needed, as FHIR requires).
+pub async fn metadata(State(_state): State<AppState>, neg: Negotiated) -> Response {
+    fhir_response(StatusCode::OK, statement(&neg.base, env!("CARGO_PKG_VERSION")))
+}

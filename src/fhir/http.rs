@@ -1,0 +1,253 @@
+//! FHIR read and search: `GET [base]/{type}/{id}` and `GET [base]/{type}?params`, each checked
+//! against the caller's SMART grant, limited to the caller's rooms under `user/` scopes, and
+//! audited (parameter names only: values such as a family name are patient data).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+use wardline_fhir_wire::Kind;
+
+use super::outcome::{FhirError, FhirResult, fhir_response};
+use super::request::FhirRequest;
+use super::scopes::{Context, Op};
+use super::{resources, search};
+use crate::audit::Event;
+use crate::http::AppState;
+use crate::store::fhir::Page;
+use crate::store::{fhir as q, fhir_chat as qc};
+
+/// One page of matches.
+pub struct Found {
+    /// All matches, for `Bundle.total`.
+    pub total: i64,
+    /// This page's resources.
+    pub resources: Vec<Value>,
+    /// The parameters applied (for links).
+    pub applied: Vec<(String, String)>,
+    /// The page served.
+    pub page: Page,
+}
+
+fn kind_of(name: &str) -> FhirResult<Kind> {
+    match Kind::parse(name) {
+        Some(
+            k @ (Kind::Patient
+            | Kind::Encounter
+            | Kind::CareTeam
+            | Kind::Communication
+            | Kind::Practitioner
+            | Kind::AuditEvent),
+        ) => Ok(k),
+        _ => Err(FhirError::new(
+            StatusCode::NOT_FOUND,
+            "not-supported",
+            format!("resource type '{name}' is not served here (see /fhir/metadata)"),
+        )),
+    }
+}
+
+/// `GET [base]/{type}/{id}`.
+pub async fn read(
+    State(state): State<AppState>,
+    req: FhirRequest,
+    Path((type_name, id)): Path<(String, String)>,
+) -> FhirResult<Response> {
+    let kind = kind_of(&type_name)?;
+    let event = req.who.event("fhir.view", kind.as_str(), &id);
+    let context = match req.allowed(kind, Op::Read) {
+        Ok(c) => c,
+        Err(e) => {
+            state.audit.record(event.failed()).await?;
+            return Err(e);
+        }
+    };
+    let pairs = vec![("_id".to_string(), id.clone())];
+    let found = find(&state, &req, kind, context, &pairs, false).await?;
+    let Some(resource) = found.resources.into_iter().next() else {
+        state.audit.record(event.failed()).await?;
+        return Err(FhirError::not_found(kind.as_str(), &id));
+    };
+    state.audit.record(event).await?;
+    Ok(fhir_response(StatusCode::OK, resource))
+}
+
+/// `GET [base]/{type}?params`: a searchset Bundle with `total`, `self` and `next` links.
+pub async fn search_type(
+    State(state): State<AppState>,
+    req: FhirRequest,
+    Path(type_name): Path<String>,
+) -> FhirResult<Response> {
+    let kind = kind_of(&type_name)?;
+    let names: Vec<&str> = req.params.iter().map(|(k, _)| k.as_str()).collect();
+    let event = Event::new(Some(req.who.user_id), "fhir.search", kind.as_str(), None)
+        .from_source(req.who.source.as_deref());
+    let context = match req.allowed(kind, Op::Search) {
+        Ok(c) => c,
+        Err(e) => {
+            state.audit.record(event.failed()).await?;
+            return Err(e);
+        }
+    };
+    let found = find(&state, &req, kind, context, &req.params, req.strict).await?;
+    state
+        .audit
+        .record(event.with_detail(json!({"parameters": names, "total": found.total})))
+        .await?;
+    Ok(fhir_response(StatusCode::OK, bundle(&req.base, kind, found)))
+}
+
+/// A searchset Bundle for one page.
+pub fn bundle(base: &str, kind: Kind, found: Found) -> Value {
+    let link = |offset: u32| {
+        let mut pairs = found.applied.clone();
+        pairs.retain(|(k, _)| k != "_count");
+        pairs.push(("_count".into(), found.page.count.to_string()));
+        if offset > 0 {
+            pairs.push(("_offset".into(), offset.to_string()));
+        }
+        let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        format!("{base}/{}?{query}", kind.as_str())
+    };
+    let mut links = vec![json!({"relation": "self", "url": link(found.page.offset)})];
+    let next = found.page.offset.saturating_add(found.page.count);
+    if i64::from(next) < found.total {
+        links.push(json!({"relation": "next", "url": link(next)}));
+    }
+    let entry: Vec<Value> = found
+        .resources
+        .into_iter()
+        .map(|r| {
+            let id = r["id"].as_str().unwrap_or_default().to_string();
+            json!({"fullUrl": format!("{base}/{}/{id}", kind.as_str()), "resource": r, "search": {"mode": "match"}})
+        })
+        .collect();
+    let mut out = json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "timestamp": resources::instant(chrono::Utc::now().timestamp_millis()),
+        "total": found.total,
+        "link": links,
+    });
+    if !entry.is_empty() {
+        out["entry"] = Value::Array(entry);
+    }
+    out
+}
+
+/// Runs a search of `kind` in `context` and builds the page's resources.
+pub async fn find(
+    state: &AppState,
+    req: &FhirRequest,
+    kind: Kind,
+    context: Context,
+    pairs: &[(String, String)],
+    strict: bool,
+) -> FhirResult<Found> {
+    let viewer = req.viewer(context);
+    let viewer = viewer.as_deref();
+    let pool = state.store.reader();
+    let mrn_system = state.config.hl7.mrn_system.as_str();
+    Ok(match kind {
+        Kind::Patient => {
+            let s = search::patient(pairs, strict)?;
+            let (total, rows) = q::patients(pool, &s.query, viewer, s.page).await?;
+            let ids: Vec<String> = rows.iter().map(|p| p.row.id.clone()).collect();
+            let idents = q::identifiers(pool, &ids).await?;
+            let resources = rows
+                .iter()
+                .map(|p| {
+                    let mine: Vec<(String, String)> = idents
+                        .iter()
+                        .filter(|(pid, _, _)| *pid == p.row.id)
+                        .map(|(_, s, v)| (s.clone(), v.clone()))
+                        .collect();
+                    resources::patient(p, &mine, mrn_system)
+                })
+                .collect();
+            Found {
+                total,
+                resources,
+                applied: s.applied,
+                page: s.page,
+            }
+        }
+        Kind::Encounter => {
+            let s = search::encounter(pairs, strict)?;
+            let (total, rows) = q::encounters(pool, &s.query, viewer, s.page).await?;
+            let mut resources = Vec::with_capacity(rows.len());
+            for e in &rows {
+                let participants = q::encounter_participants(pool, &e.row.id).await?;
+                resources.push(resources::encounter(e, &participants));
+            }
+            Found {
+                total,
+                resources,
+                applied: s.applied,
+                page: s.page,
+            }
+        }
+        Kind::CareTeam => {
+            let s = search::care_team(pairs, strict)?;
+            let (total, rows) = qc::teams(pool, &s.query, viewer, s.page).await?;
+            let mut resources = Vec::with_capacity(rows.len());
+            for t in &rows {
+                let members = qc::team_members(pool, &t.id).await?;
+                resources.push(resources::care_team(t, &members));
+            }
+            Found {
+                total,
+                resources,
+                applied: s.applied,
+                page: s.page,
+            }
+        }
+        Kind::Communication => {
+            let s = search::communication(pairs, strict)?;
+            let (total, rows) = qc::messages(pool, &s.query, viewer, s.page).await?;
+            let mut resources = Vec::with_capacity(rows.len());
+            for row in rows {
+                let message = crate::chat::history::open(&state.chat.keys, row.message).await?;
+                resources.push(resources::communication(
+                    &message,
+                    row.encounter_id.as_deref(),
+                    row.patient_id.as_deref(),
+                ));
+            }
+            Found {
+                total,
+                resources,
+                applied: s.applied,
+                page: s.page,
+            }
+        }
+        Kind::Practitioner => {
+            let s = search::practitioner(pairs, strict, resources::NPI_SYSTEM)?;
+            let (total, rows) = qc::practitioners(pool, &s.query, s.page).await?;
+            let resources = rows.iter().map(resources::practitioner).collect();
+            Found {
+                total,
+                resources,
+                applied: s.applied,
+                page: s.page,
+            }
+        }
+        Kind::AuditEvent => {
+            let s = search::audit_event(pairs, strict)?;
+            let total = crate::store::audit::count(pool, &s.query).await?;
+            let entries = crate::store::audit::search(pool, &s.query, s.page.count, s.page.offset).await?;
+            let resources = entries.iter().map(crate::audit::balp::audit_event).collect();
+            Found {
+                total,
+                resources,
+                applied: s.applied,
+                page: s.page,
+            }
+        }
+        other => {
+            return Err(kind_of(other.as_str())
+                .err()
+                .unwrap_or_else(|| FhirError::not_found(other.as_str(), "-")));
+        }
+    })
+}
