@@ -15,10 +15,9 @@ use crate::http::AppState;
 /// The resource types served and the interactions each supports.
 pub fn interactions(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::Patient | Kind::Encounter | Kind::CareTeam | Kind::Communication | Kind::Practitioner => {
-            &["read", "search-type"]
-        }
-        Kind::AuditEvent => &["read", "search-type"],
+        Kind::Patient | Kind::Encounter | Kind::Practitioner => &["read", "search-type", "create", "update"],
+        Kind::Communication => &["read", "search-type", "create"],
+        Kind::CareTeam | Kind::AuditEvent => &["read", "search-type"],
         _ => &[],
     }
 }
@@ -40,6 +39,7 @@ pub fn statement(base: &str, software_version: &str) -> Value {
             });
             r["readHistory"] = json!(false);
             r["updateCreate"] = json!(false);
+            r["conditionalCreate"] = json!(interactions(k).contains(&"create"));
             r
         })
         .collect();
@@ -55,7 +55,7 @@ pub fn statement(base: &str, software_version: &str) -> Value {
         "format": ["application/fhir+json", "json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Bearer tokens with SMART App Launch v2 scopes (system/, user/); results under user/ scopes are limited to the caller's rooms. Unknown search parameters are ignored unless the request says Prefer: handling=strict. Every read and search is audited.",
+            "documentation": "Bearer tokens with SMART App Launch v2 scopes (system/, user/); results under user/ scopes are limited to the caller's rooms. Unknown search parameters are ignored unless the request says Prefer: handling=strict. Patient and Encounter writes run the same ADT event table as the HL7 v2 feed (Patient upserts by MRN). Communication create posts a message into the encounter's room. Every read, search and write is audited.",
             "security": {
                 "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}]}],
                 "description": "OAuth2 bearer tokens; SMART v2 scopes.",

@@ -9,11 +9,14 @@
 pub mod capability;
 pub mod dates;
 pub mod http;
+pub mod input;
 pub mod outcome;
 pub mod request;
 pub mod resources;
 pub mod scopes;
 pub mod search;
+pub mod write;
+pub mod write_adt;
 
 use axum::Router;
 use axum::routing::get;
@@ -24,8 +27,8 @@ use crate::http::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/metadata", get(capability::metadata))
-        .route("/{type}", get(http::search_type))
-        .route("/{type}/{id}", get(http::read))
+        .route("/{type}", get(http::search_type).post(write::create))
+        .route("/{type}/{id}", get(http::read).put(write::update))
         .fallback(unknown_path)
         .method_not_allowed_fallback(unsupported_method)
 }

@@ -80,6 +80,8 @@ pub struct Context<'a> {
     pub now_ms: i64,
     /// User lookups shared by the messages of one transaction.
     pub users: &'a super::members::Users,
+    /// The interface the event came through (`hl7`, `fhir`), named in audit details.
+    pub via: &'static str,
 }
 
 impl Context<'_> {
@@ -166,7 +168,7 @@ async fn encounter(
         },
         "encounter",
         &next.id,
-        json!({"via": "hl7", "trigger": trigger}),
+        json!({"via": ctx.via, "trigger": trigger}),
     ));
     out.encounter_id = Some(next.id.clone());
     let mut room = rooms::room_for_encounter(conn, &next.id).await?;
@@ -195,7 +197,7 @@ async fn encounter(
             "room.create",
             "room",
             &id.to_string(),
-            json!({"via": "hl7", "kind": "patient_encounter", "encounter_id": next.id}),
+            json!({"via": ctx.via, "kind": "patient_encounter", "encounter_id": next.id}),
         ));
         practitioners_changed = true;
         unit_change = Some((None, next.location_unit.clone()));
@@ -228,7 +230,7 @@ async fn encounter(
                 "room.status",
                 "room",
                 &room.id.to_string(),
-                json!({"via": "hl7", "status": status}),
+                json!({"via": ctx.via, "status": status}),
             ));
         }
     }

@@ -126,6 +126,7 @@ impl Hl7 {
                     inbox_id: &inbox_id,
                     now_ms,
                     users: &users,
+                    via: "hl7",
                 };
                 run(&ctx, &mut tx, &prepared.action, &mut rec, None).await?
             }

@@ -278,6 +278,7 @@ async fn process(
         inbox_id: &id,
         now_ms,
         users,
+        via: "hl7",
     };
     let mut record = InboxRecord {
         id: id.clone(),

@@ -42,7 +42,7 @@ pub(super) async fn sync_members(
                 "room.member.remove",
                 "room",
                 &room_id.to_string(),
-                json!({"via": "hl7", "user_id": user, "reason": reason}),
+                json!({"via": ctx.via, "user_id": user, "reason": reason}),
             ));
             audience.remove(user);
             removed.push(*user);
@@ -58,7 +58,7 @@ pub(super) async fn sync_members(
                 "room.member.add",
                 "room",
                 &room_id.to_string(),
-                json!({"via": "hl7", "user_id": user, "reason": reason.as_str()}),
+                json!({"via": ctx.via, "user_id": user, "reason": reason.as_str()}),
             ));
             audience.insert(*user);
             added.push((*user, *reason));
@@ -117,12 +117,24 @@ impl Users {
     }
 }
 
+/// Prefix of a practitioner id that is a Wardline user id (used by events from the FHIR API,
+/// whose participants are `Practitioner/{user id}` references).
+pub const USER_ID_PREFIX: &str = "urn:wardline:user:";
+
 pub(super) async fn practitioner(
     ctx: &Context<'_>,
     conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<Uuid>, ApplyError> {
     let cfg = ctx.cfg;
+    // Events from the FHIR API name Wardline users directly.
+    if let Some(user_id) = id.strip_prefix(USER_ID_PREFIX) {
+        return Ok(users::active_user_by_id(conn, user_id)
+            .await?
+            .as_deref()
+            .map(parse_id)
+            .transpose()?);
+    }
     match cfg.practitioners.get(id) {
         Some(username) => ctx.users.find(conn, username, false).await,
         None => {

@@ -10,6 +10,7 @@
 pub mod ack;
 pub mod adt;
 pub mod apply;
+pub mod direct;
 pub mod dtm;
 pub mod er7;
 pub mod inbox;

@@ -49,7 +49,7 @@ pub(super) async fn upsert_patient(
             patients::add_identifier(conn, &cfg.mrn_system, &adt.patient.mrn, &row.id).await?;
             add_other_ids(conn, adt, &row.id, out).await?;
             out.audit
-                .push(ctx.event("patient.create", "patient", &row.id, json!({"via": "hl7"})));
+                .push(ctx.event("patient.create", "patient", &row.id, json!({"via": ctx.via})));
             out.patient_id = Some(row.id.clone());
             return Ok(Some(row));
         }
@@ -72,7 +72,7 @@ pub(super) async fn upsert_patient(
         if changed {
             rooms::rename_patient_rooms(conn, &row.id, &full_name(&next)).await?;
             out.audit
-                .push(ctx.event("patient.update", "patient", &row.id, json!({"via": "hl7"})));
+                .push(ctx.event("patient.update", "patient", &row.id, json!({"via": ctx.via})));
         }
         return Ok(Some(next));
     } else if writes_demographics {
@@ -143,7 +143,7 @@ pub(super) async fn merge(
         "patient.merge",
         "patient",
         &survivor.id,
-        json!({"via": "hl7", "prior_id": prior.id, "merge_id": merge_id, "encounters": moved.len()}),
+        json!({"via": ctx.via, "prior_id": prior.id, "merge_id": merge_id, "encounters": moved.len()}),
     ));
     Ok(())
 }

@@ -248,3 +248,14 @@ pub async fn encounter_participants(pool: &AnyPool, encounter_id: &str) -> Resul
     .fetch_all(pool)
     .await?)
 }
+
+/// A patient's identifier in `system` (its MRN when `system` is the MRN system).
+pub async fn identifier_of(pool: &AnyPool, patient_id: &str, system: &str) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT value FROM patient_identifiers WHERE patient_id = $1 AND system = $2")
+            .bind(patient_id)
+            .bind(system)
+            .fetch_optional(pool)
+            .await?,
+    )
+}

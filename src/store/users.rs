@@ -201,3 +201,51 @@ pub async fn active_user_id(conn: &mut AnyConnection, value: &str, by_npi: bool)
     let row: Option<(String,)> = sqlx::query_as(sql).bind(value).fetch_optional(conn).await?;
     Ok(row.map(|(id,)| id))
 }
+
+/// The id of an active user, when `id` names one (FHIR `Practitioner/{id}` references).
+pub async fn active_user_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND active = 1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// Updates what a directory sync (FHIR Practitioner) owns: name, NPI and whether active.
+pub async fn update_directory(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    display_name: &str,
+    npi: Option<&str>,
+    active: bool,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE users SET display_name = $1, npi = $2, active = $3 WHERE id = $4 AND kind = 'person'",
+    )
+    .bind(display_name)
+    .bind(npi)
+    .bind(i64::from(active))
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The person holding an NPI or a login name, for directory upserts.
+pub async fn person_by_npi_or_username(
+    pool: &AnyPool,
+    npi: Option<&str>,
+    username: Option<&str>,
+) -> Result<Option<UserRecord>> {
+    let row: Option<UserRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE kind = 'person' AND (npi = $1 OR username = $2) ORDER BY username LIMIT 1"
+    ))
+    .bind(npi)
+    .bind(username)
+    .fetch_optional(pool)
+    .await?;
+    row.map(UserRecord::try_from).transpose()
+}

@@ -6,91 +6,9 @@
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{TestApp, TestUser};
+use crate::fhir_support::{account, entries, fhir_get, validate};
+use crate::helpers::TestApp;
 use crate::hl7_support::{Mllp, fixture, staff};
-
-/// Sends `Accept: application/fhir+json` and returns status and body.
-async fn fhir_get(app: &TestApp, token: Option<&str>, path: &str, extra: &[(&str, &str)]) -> (u16, Value) {
-    let mut req = app.client.get(format!("{}/fhir/{path}", app.base));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    for (k, v) in extra {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let ctype = resp.headers()["content-type"].to_str().unwrap().to_string();
-    assert!(
-        ctype.starts_with("application/fhir+json"),
-        "{path}: content-type {ctype}"
-    );
-    (status, resp.json().await.unwrap())
-}
-
-/// Runs both independent validators over `resources` (tests/fhir/validate.py) and fails the
-/// test with their report if either finds a problem.
-pub fn validate(resources: &[Value]) {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let setup = std::process::Command::new(format!("{root}/tests/fhir/setup.sh"))
-        .output()
-        .expect("tests/fhir/setup.sh runs (needs python3 with venv, and npm)");
-    assert!(
-        setup.status.success(),
-        "FHIR validator set-up failed: {}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
-    let python = String::from_utf8(setup.stdout).unwrap().trim().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("resources.ndjson");
-    let lines: Vec<String> = resources.iter().map(Value::to_string).collect();
-    std::fs::write(&file, lines.join("\n")).unwrap();
-    let schema = std::path::Path::new(&python)
-        .parent()
-        .unwrap()
-        .join("../../fhir.schema.json");
-    let out = std::process::Command::new(&python)
-        .arg(format!("{root}/tests/fhir/validate.py"))
-        .arg(&file)
-        .arg(&schema)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "FHIR validation failed:\n{report}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(report.contains(" resources, 0 problems"), "{report}");
-}
-
-fn entries(bundle: &Value) -> Vec<Value> {
-    bundle["entry"]
-        .as_array()
-        .map(|e| e.iter().map(|x| x["resource"].clone()).collect())
-        .unwrap_or_default()
-}
-
-/// A token for a new user with `roles` (and optional SMART scopes on the token).
-async fn account(app: &TestApp, name: &str, roles: &[&str], scopes: &[&str]) -> TestUser {
-    let user = app.user(name, roles).await;
-    if scopes.is_empty() {
-        return user;
-    }
-    let resp = app
-        .post(
-            &app.admin_token,
-            "/api/v1/tokens",
-            &serde_json::json!({"user_id": user.id, "scopes": scopes}),
-        )
-        .await;
-    assert_eq!(resp.status(), 201, "scoped token for {name}");
-    let token = resp.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    TestUser { id: user.id, token }
-}
 
 async fn fhir_reads_and_searches(app: &TestApp) {
     let staff = staff(app).await;
