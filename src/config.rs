@@ -43,6 +43,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// HL7 v2 interface: MLLP listener limits and the site's mapping.
     pub hl7: crate::hl7::Hl7Config,
+    /// On-call: roster time zone, escalation policies, SMTP for notifications.
+    pub oncall: crate::oncall::OncallConfig,
 }
 
 /// TLS for the HTTP listener.
@@ -130,6 +132,7 @@ impl Default for Config {
             retention: Default::default(),
             tls: TlsConfig::default(),
             hl7: Default::default(),
+            oncall: Default::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod fhir;
 pub mod hl7;
 pub mod http;
+pub mod oncall;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

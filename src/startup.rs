@@ -190,6 +190,18 @@ impl Application {
         } else {
             None
         };
+        let public_url = config.public_url.clone().unwrap_or_else(|| {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            format!(
+                "{scheme}://{}",
+                listener.local_addr().map(|a| a.to_string()).unwrap_or_default()
+            )
+        });
+        let oncall = Arc::new(
+            crate::oncall::Oncall::new(chat.clone(), config.oncall.clone(), public_url)
+                .context("oncall configuration")?,
+        );
+        background.push(crate::oncall::job::spawn(oncall.clone(), shutdown.clone()));
         let per_minute = NonZeroU32::new(config.limits.auth_failures_per_minute).unwrap_or(NonZeroU32::MIN);
         let auth_failures = Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
             per_minute,
@@ -197,6 +209,7 @@ impl Application {
         let state = AppState {
             chat,
             hl7,
+            oncall,
             store,
             clock,
             config: Arc::new(config),

@@ -83,6 +83,8 @@ pub struct NewUser {
     pub roles: Vec<String>,
     /// National Provider Identifier.
     pub npi: Option<String>,
+    /// Where on-call notifications go (they carry no patient data).
+    pub email: Option<String>,
 }
 
 fn person() -> String {
@@ -114,6 +116,11 @@ pub async fn create_user(
     for r in &req.roles {
         Role::parse(r)?;
     }
+    if let Some(email) = &req.email
+        && email.parse::<lettre::Address>().is_err()
+    {
+        return Err(Error::Invalid("email is not an email address".into()));
+    }
     let user = UserRecord {
         id: Uuid::now_v7(),
         username: req.username,
@@ -131,6 +138,7 @@ pub async fn create_user(
             e
         });
     }
+    crate::store::oncall::set_email(&mut tx, &user.id.to_string(), req.email.as_deref()).await?;
     let event = who
         .event("user.create", "user", user.id)
         .with_detail(serde_json::json!({"kind": user.kind, "roles": user.roles}));

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod hl7;
 pub mod messages;
+pub mod oncall;
 pub mod openapi;
 pub mod ops;
 pub mod retention;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub chat: Arc<Chat>,
     /// The HL7 v2 interface.
     pub hl7: Arc<crate::hl7::Hl7>,
+    /// Rosters, role routing and escalation.
+    pub oncall: Arc<crate::oncall::Oncall>,
     /// The database.
     pub store: Store,
     /// Time source.
@@ -96,6 +99,10 @@ pub fn router(state: AppState) -> Router {
         .route("/legal-holds", get(retention::list).post(retention::place))
         .route("/legal-holds/{hold_id}/release", post(retention::release))
         .route("/retention/run", post(retention::run))
+        .route("/rosters", post(oncall::upload))
+        .route("/oncall/run", post(oncall::run))
+        .route("/oncall/{service}", get(oncall::lookup))
+        .route("/oncall/{service}/messages", post(oncall::message))
         .route("/messages", get(messages::sync))
         .route("/messages/{message_id}/read", post(messages::read))
         .route("/messages/{message_id}/ack", post(messages::ack))

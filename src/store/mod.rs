@@ -16,6 +16,7 @@ pub mod fhir_chat;
 pub mod hl7;
 pub mod keys;
 pub mod messages;
+pub mod oncall;
 pub mod patients;
 pub mod retention;
 pub mod rooms;

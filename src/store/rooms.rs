@@ -297,3 +297,10 @@ pub async fn rename_patient_rooms(conn: &mut AnyConnection, patient_id: &str, na
     .await?;
     Ok(())
 }
+
+/// The room of a role (`oncall:cardiology`).
+pub async fn room_by_role_key(pool: &AnyPool, key: &str) -> Result<Option<Room>> {
+    let sql = concat!("SELECT ", room_columns!(), " FROM rooms r WHERE r.role_key = $1");
+    let row: Option<RoomRow> = sqlx::query_as(sql).bind(key).fetch_optional(pool).await?;
+    row.map(Room::try_from).transpose()
+}

@@ -28,13 +28,13 @@ pub async fn fhir_get(
     (status, resp.json().await.unwrap())
 }
 
-/// Runs both independent validators over `resources` (tests/fhir/validate.py) and fails the
+/// Runs both independent validators over `resources` (tests/tools/validate_fhir.py) and fails the
 /// test with their report if either finds a problem.
 pub fn validate(resources: &[Value]) {
     let root = env!("CARGO_MANIFEST_DIR");
-    let setup = std::process::Command::new(format!("{root}/tests/fhir/setup.sh"))
+    let setup = std::process::Command::new(format!("{root}/tests/tools/setup.sh"))
         .output()
-        .expect("tests/fhir/setup.sh runs (needs python3 with venv, and npm)");
+        .expect("tests/tools/setup.sh runs (needs python3 with venv, and npm)");
     assert!(
         setup.status.success(),
         "FHIR validator set-up failed: {}",
@@ -50,7 +50,7 @@ pub fn validate(resources: &[Value]) {
         .unwrap()
         .join("../../fhir.schema.json");
     let out = std::process::Command::new(&python)
-        .arg(format!("{root}/tests/fhir/validate.py"))
+        .arg(format!("{root}/tests/tools/validate_fhir.py"))
         .arg(&file)
         .arg(&schema)
         .output()

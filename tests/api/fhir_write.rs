@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::fhir_support::validate;
 use crate::helpers::TestApp;
+use crate::helpers::system_notes as notes;
 use crate::hl7_support::staff;
 
 const MRN: &str = "urn:wardline:mrn";
@@ -48,22 +49,6 @@ pub fn encounter_body(pid: &str, status: &str, unit: &str, display: &str, attend
         "subject": {"reference": format!("Patient/{pid}")},
         "participant": [{"type": [{"coding": [{"code": "ATND"}]}], "individual": {"reference": format!("Practitioner/{attending}")}}],
         "location": [{"location": {"identifier": {"system": "urn:wardline:unit", "value": unit}, "display": display}}]})
-}
-
-async fn notes(app: &TestApp, token: &str, room: &str) -> Vec<String> {
-    let page: Value = app
-        .get(token, &format!("/api/v1/rooms/{room}/messages?limit=50"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["kind"] == "system")
-        .map(|m| m["body"].as_str().unwrap().to_string())
-        .collect()
 }
 
 async fn member_names(app: &TestApp, token: &str, room: &str) -> Vec<String> {

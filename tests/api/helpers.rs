@@ -151,9 +151,34 @@ pub async fn spawn_node(url: &str) -> TestApp {
 
 /// Like [`spawn_node`], with configuration changes.
 pub async fn spawn_node_with(url: &str, change: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_node_clocked(url, change, std::sync::Arc::new(wardline::clock::SystemClock)).await
+}
+
+/// Like [`spawn_app_with`], on a clock the test moves.
+pub async fn spawn_app_clocked(
+    backend: Backend,
+    change: impl FnOnce(&mut Config),
+    clock: std::sync::Arc<dyn wardline::clock::Clock>,
+) -> TestApp {
+    let (url, dir, pg_database) = fresh_database(backend).await;
+    let mut app = spawn_node_clocked(&url, change, clock).await;
+    app._dir = dir;
+    app.pg_database = pg_database;
+    app.admin_token = bootstrap_admin(&url).await;
+    app
+}
+
+/// Like [`spawn_node_with`], on a clock the test moves.
+pub async fn spawn_node_clocked(
+    url: &str,
+    change: impl FnOnce(&mut Config),
+    clock: std::sync::Arc<dyn wardline::clock::Clock>,
+) -> TestApp {
     let mut cfg = test_config(url);
     change(&mut cfg);
-    let app = Application::build(cfg).await.expect("server builds");
+    let app = Application::build_with_clock(cfg, clock)
+        .await
+        .expect("server builds");
     let addr = app.local_addr();
     let mllp = app
         .mllp_addr()
@@ -428,4 +453,21 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }
+}
+
+/// The bodies of a room's system messages, newest first, as `token`'s holder sees them.
+pub async fn system_notes(app: &TestApp, token: &str, room: &str) -> Vec<String> {
+    let page: Value = app
+        .get(token, &format!("/api/v1/rooms/{room}/messages?limit=50"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "system")
+        .map(|m| m["body"].as_str().unwrap().to_string())
+        .collect()
 }

