@@ -17,7 +17,7 @@ pub fn interactions(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Patient | Kind::Encounter | Kind::Practitioner => &["read", "search-type", "create", "update"],
         Kind::Communication => &["read", "search-type", "create"],
-        Kind::CareTeam | Kind::AuditEvent => &["read", "search-type"],
+        Kind::CareTeam | Kind::PractitionerRole | Kind::AuditEvent => &["read", "search-type"],
         _ => &[],
     }
 }

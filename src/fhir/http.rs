@@ -37,6 +37,7 @@ fn kind_of(name: &str) -> FhirResult<Kind> {
             | Kind::CareTeam
             | Kind::Communication
             | Kind::Practitioner
+            | Kind::PractitionerRole
             | Kind::AuditEvent),
         ) => Ok(k),
         _ => Err(FhirError::new(
@@ -225,6 +226,21 @@ pub async fn find(
             let s = search::practitioner(pairs, strict, resources::NPI_SYSTEM)?;
             let (total, rows) = qc::practitioners(pool, &s.query, s.page).await?;
             let resources = rows.iter().map(resources::practitioner).collect();
+            Found {
+                total,
+                resources,
+                applied: s.applied,
+                page: s.page,
+            }
+        }
+        Kind::PractitionerRole => {
+            let now = state.clock.now().timestamp_millis();
+            let s = search::practitioner_role(pairs, strict, now)?;
+            let (total, rows) = crate::store::oncall::shifts(pool, &s.query, s.page).await?;
+            let resources = rows
+                .iter()
+                .map(|r| resources::practitioner_role(r, now))
+                .collect();
             Found {
                 total,
                 resources,

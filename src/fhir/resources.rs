@@ -236,3 +236,25 @@ pub fn practitioner(u: &PractitionerRecord) -> Value {
         "name": [{"text": u.display_name}],
     })
 }
+
+/// Code system of the on-call role code and of services (PractitionerRole).
+pub const ROLE_SYSTEM: &str = "urn:wardline:role";
+/// Code system of on-call services.
+pub const SERVICE_SYSTEM: &str = "urn:wardline:service";
+/// Extension carrying the escalation tier of an on-call shift.
+pub const TIER_EXTENSION: &str = "urn:wardline:fhir:oncall-tier";
+
+/// An on-call shift as a PractitionerRole; `active` when it covers `now_ms`.
+pub fn practitioner_role(s: &crate::store::oncall::ShiftRecord, now_ms: i64) -> Value {
+    json!({
+        "resourceType": "PractitionerRole",
+        "id": s.id,
+        "meta": meta(s.created_at),
+        "extension": [{"url": TIER_EXTENSION, "valueInteger": s.tier}],
+        "active": s.starts_at <= now_ms && now_ms < s.ends_at,
+        "period": {"start": instant(s.starts_at), "end": instant(s.ends_at)},
+        "practitioner": {"reference": format!("Practitioner/{}", s.user_id)},
+        "code": [{"coding": [{"system": ROLE_SYSTEM, "code": "on-call", "display": "On call"}]}],
+        "specialty": [{"coding": [{"system": SERVICE_SYSTEM, "code": s.service}]}],
+    })
+}

@@ -61,6 +61,14 @@ pub fn supported(kind: Kind) -> &'static [(&'static str, &'static str, &'static 
             ("identifier", "token", "NPI or urn:wardline:username|login"),
             ("name", "string", "start of any word of the name"),
         ],
+        Kind::PractitionerRole => &[
+            ("_id", "token", "shift id"),
+            ("service", "token", "on-call service, e.g. cardiology"),
+            ("specialty", "token", "same as service"),
+            ("practitioner", "reference", "Practitioner/{user id}"),
+            ("active", "token", "true: on call now; false: not now"),
+            ("date", "date", "the shift overlaps; eq/ge/le/gt/lt"),
+        ],
         Kind::AuditEvent => &[
             ("_id", "token", "entry id (wardline-audit-{sequence})"),
             ("date", "date", "when recorded; eq/ge/le/gt/lt"),
@@ -338,6 +346,36 @@ pub fn practitioner(
         Some((None, v)) => query.npi = Some(v),
         None => {}
     }
+    Ok(Search {
+        query,
+        page: p.page,
+        applied: p.applied,
+    })
+}
+
+/// PractitionerRole search: on-call shifts (`active` is judged at `now_ms`).
+pub fn practitioner_role(
+    pairs: &[(String, String)],
+    strict: bool,
+    now_ms: i64,
+) -> Result<Search<crate::store::oncall::ShiftQuery>> {
+    let p = params(Kind::PractitionerRole, pairs, strict)?;
+    let (from, to) = date_range("date", p.all("date"))?;
+    let (covering, not_covering) = match p.one("active") {
+        None => (None, None),
+        Some("true") => (Some(now_ms), None),
+        Some("false") => (None, Some(now_ms)),
+        Some(_) => return Err(Error::BadRequest("'active' must be true or false".into())),
+    };
+    let query = crate::store::oncall::ShiftQuery {
+        id: p.one("_id").map(str::to_string),
+        service: p.one("service").or(p.one("specialty")).map(|t| token(t).1),
+        user_id: p.reference(&["practitioner"], "Practitioner")?,
+        covering,
+        not_covering,
+        from,
+        to,
+    };
     Ok(Search {
         query,
         page: p.page,

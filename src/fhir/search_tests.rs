@@ -133,3 +133,32 @@ fn practitioner_identifiers_pick_npi_or_username() {
     let s = practitioner(&q(&[("identifier", "urn:other|1")]), false, npi).unwrap();
     assert_eq!(s.query.id.as_deref(), Some(""));
 }
+
+#[test]
+fn practitioner_roles_filter_by_service_person_and_now() {
+    let now = ms("2026-03-07T13:00:00Z");
+    let s = practitioner_role(
+        &q(&[
+            ("specialty", "urn:wardline:service|cardiology"),
+            ("active", "true"),
+        ]),
+        false,
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        (s.query.service.as_deref(), s.query.covering, s.query.not_covering),
+        (Some("cardiology"), Some(now), None)
+    );
+    let s = practitioner_role(
+        &q(&[("practitioner", "Practitioner/u1"), ("active", "false")]),
+        false,
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        (s.query.user_id.as_deref(), s.query.not_covering),
+        (Some("u1"), Some(now))
+    );
+    assert!(practitioner_role(&q(&[("active", "yes")]), false, now).is_err());
+}

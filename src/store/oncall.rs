@@ -263,3 +263,77 @@ pub async fn role_rooms(pool: &AnyPool) -> Result<Vec<(String, String)>> {
         .map(|(id, key)| (id, key.trim_start_matches("oncall:").to_string()))
         .collect())
 }
+
+/// PractitionerRole (on-call shift) search criteria.
+#[derive(Debug, Default)]
+pub struct ShiftQuery {
+    /// Shift id.
+    pub id: Option<String>,
+    /// Service.
+    pub service: Option<String>,
+    /// User id.
+    pub user_id: Option<String>,
+    /// Only shifts covering this instant (Unix ms).
+    pub covering: Option<i64>,
+    /// Only shifts not covering this instant.
+    pub not_covering: Option<i64>,
+    /// The shift reaches at least this instant.
+    pub from: Option<i64>,
+    /// The shift starts by this instant.
+    pub to: Option<i64>,
+}
+
+/// A shift as FHIR shows it.
+#[derive(Debug, Clone, FromRow)]
+pub struct ShiftRecord {
+    /// Id.
+    pub id: String,
+    /// Service.
+    pub service: String,
+    /// Tier.
+    pub tier: i64,
+    /// Start (Unix ms).
+    pub starts_at: i64,
+    /// End (Unix ms).
+    pub ends_at: i64,
+    /// User id.
+    pub user_id: String,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+const SHIFT_WHERE: &str =
+    " FROM oncall_shifts s WHERE ($1 IS NULL OR s.id = $1) AND ($2 IS NULL OR s.service = $2)
+    AND ($3 IS NULL OR s.user_id = $3) AND ($4 IS NULL OR (s.starts_at <= $4 AND s.ends_at > $4))
+    AND ($5 IS NULL OR s.starts_at > $5 OR s.ends_at <= $5) AND ($6 IS NULL OR s.ends_at > $6)
+    AND ($7 IS NULL OR s.starts_at <= $7)";
+
+/// Shifts matching `q`, with the total.
+pub async fn shifts(
+    pool: &AnyPool,
+    q: &ShiftQuery,
+    page: super::fhir::Page,
+) -> Result<(i64, Vec<ShiftRecord>)> {
+    use super::fhir::Arg;
+    let args = [
+        Arg::text(&q.id),
+        Arg::text(&q.service),
+        Arg::text(&q.user_id),
+        Arg::Int(q.covering),
+        Arg::Int(q.not_covering),
+        Arg::Int(q.from),
+        Arg::Int(q.to),
+    ];
+    let select = "SELECT s.id, s.service, s.tier, s.starts_at, s.ends_at, s.user_id, s.created_at";
+    super::fhir::count_and_page(
+        pool,
+        (
+            select,
+            SHIFT_WHERE,
+            "ORDER BY s.service, s.starts_at, s.tier, s.id",
+        ),
+        &args,
+        page,
+    )
+    .await
+}

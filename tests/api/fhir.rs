@@ -37,6 +37,7 @@ async fn fhir_reads_and_searches(app: &TestApp) {
             "CareTeam",
             "Communication",
             "Practitioner",
+            "PractitionerRole",
             "AuditEvent"
         ]
     );

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use wardline::clock::ManualClock;
 use wardline::config::Config;
 
+use crate::fhir_support::{entries, fhir_get, validate};
 use crate::helpers::system_notes as notes;
 use crate::helpers::{Backend, TestApp, TestUser, spawn_app_clocked, spawn_node_clocked};
 use crate::smtp_support::SmtpSink;
