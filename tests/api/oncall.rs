@@ -164,6 +164,40 @@ async fn roster_routing_escalation(backend: Backend) {
         404
     );
 
+    // The same read out as FHIR PractitionerRole: who is on call now, with period and tier.
+    let (status, roles) = fhir_get(
+        &app,
+        Some(&nurse.token),
+        "PractitionerRole?service=cardiology&active=true",
+        &[],
+    )
+    .await;
+    assert_eq!((status, roles["total"].as_i64()), (200, Some(2)), "{roles}");
+    let tier1 = entries(&roles)
+        .into_iter()
+        .find(|r| r["extension"][0]["valueInteger"] == 1)
+        .expect("tier 1");
+    assert_eq!(
+        tier1["practitioner"]["reference"],
+        format!("Practitioner/{}", day.id)
+    );
+    assert_eq!(tier1["period"]["start"], "2026-03-07T12:00:00Z");
+    let (_, nights) = fhir_get(
+        &app,
+        Some(&nurse.token),
+        &format!(
+            "PractitionerRole?practitioner=Practitioner/{}&active=false",
+            night.id
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        nights["total"], 2,
+        "the night shift and the neurology afternoon: {nights}"
+    );
+    validate(&[roles, nights]);
+
     // A message to the role reaches the tier-1 person, who is emailed without patient data.
     let body = json!({"body": "Chest pain in bed 4, troponin rising (MRN-100234)", "priority": "urgent"});
     let resp = app
