@@ -221,6 +221,21 @@ async fn communication(
         "stat" => Priority::Stat,
         _ => return Err(invalid("Communication.priority must be routine, urgent or stat")),
     };
+    let idempotency_key = v["identifier"][0]["value"].as_str().map(str::to_string);
+    // To a role: a recipient identified by service (`urn:wardline:service|cardiology`) reaches
+    // whoever is on call for it now, as `POST /api/v1/oncall/{service}/messages` does.
+    let service = v["recipient"].as_array().and_then(|list| {
+        list.iter()
+            .find(|r| r["identifier"]["system"] == super::resources::SERVICE_SYSTEM)
+            .and_then(|r| r["identifier"]["value"].as_str())
+    });
+    if let Some(service) = service {
+        let message = state
+            .oncall
+            .message_role(&req.who, service, text.to_string(), priority, idempotency_key)
+            .await?;
+        return read_message(state, req, context, &message.id.to_string(), true).await;
+    }
     let room = match (
         reference_id(&v["encounter"], "Encounter"),
         v["recipient"].as_array(),
@@ -247,7 +262,7 @@ async fn communication(
         room_id,
         body: text.to_string(),
         priority,
-        idempotency_key: v["identifier"][0]["value"].as_str().map(str::to_string),
+        idempotency_key,
         confirm_dlp: false,
         attachment_ids: Vec::new(),
     };
@@ -259,17 +274,31 @@ async fn communication(
         ),
         other => other.into(),
     })?;
-    let pairs = [("_id".to_string(), message.id.to_string())];
+    read_message(
+        state,
+        req,
+        context,
+        &message.id.to_string(),
+        outcome == SendOutcome::Created,
+    )
+    .await
+}
+
+async fn read_message(
+    state: &AppState,
+    req: &FhirRequest,
+    context: Context,
+    id: &str,
+    created: bool,
+) -> FhirResult<Written> {
+    let pairs = [("_id".to_string(), id.to_string())];
     let found = find(state, req, Kind::Communication, context, &pairs, false).await?;
     let resource = found
         .resources
         .into_iter()
         .next()
         .ok_or_else(|| FhirError::from(Error::Internal("sent message not found".into())))?;
-    Ok(Written {
-        resource,
-        created: outcome == SendOutcome::Created,
-    })
+    Ok(Written { resource, created })
 }
 
 /// Practitioner create/update: directory sync of a person (NPI and/or `urn:wardline:username`

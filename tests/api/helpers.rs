@@ -246,6 +246,14 @@ impl TestApp {
         }
     }
 
+    /// Stops the server but keeps its database, which `next` (a new node on it) takes over
+    /// dropping at its own stop: a restart.
+    pub async fn restart_into(mut self, next: &mut TestApp) {
+        next.pg_database = self.pg_database.take();
+        next.admin_token = self.admin_token.clone();
+        self.stop().await;
+    }
+
     /// A direct connection to the test database, for checking what is really stored.
     pub async fn db(&self) -> sqlx::AnyConnection {
         sqlx::any::install_default_drivers();

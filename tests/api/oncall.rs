@@ -276,6 +276,24 @@ async fn roster_routing_escalation(backend: Backend) {
     })
     .await;
 
+    // FHIR Communication to the role reaches the same room (and whoever is on call now).
+    let comm = json!({"resourceType": "Communication", "status": "completed", "priority": "routine",
+        "recipient": [{"identifier": {"system": "urn:wardline:service", "value": "cardiology"}}],
+        "payload": [{"contentString": "Routine question for cardiology"}]});
+    let resp = app
+        .client
+        .post(format!("{}/fhir/Communication", app.base))
+        .bearer_auth(&nurse.token)
+        .header("content-type", "application/fhir+json")
+        .body(comm.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let sent: Value = resp.json().await.unwrap();
+    assert_eq!(sent["recipient"][0]["reference"], format!("CareTeam/{room}"));
+    validate(&[sent]);
+
     // Every step is in the audit trail, without the message text.
     let mut db = app.db().await;
     let rows: Vec<(String, String)> = sqlx::query_as(
@@ -320,7 +338,8 @@ async fn roster_routing_escalation_postgres() {
     roster_routing_escalation(Backend::Postgres).await;
 }
 
-/// Two nodes on one PostgreSQL, both running the timer loop: each step happens once.
+/// Two nodes on one PostgreSQL, both running the timer loop, restarted mid-escalation: each step
+/// happens once, and the restarted nodes carry on from the stored timer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_take_each_escalation_step_once() {
     let smtp = SmtpSink::start();
@@ -342,10 +361,17 @@ async fn two_nodes_take_each_escalation_step_once() {
         201
     );
     smtp.wait_for(1).await;
-    for _ in 0..2 {
-        clock.advance(chrono::Duration::seconds(301));
-        tokio::time::sleep(Duration::from_millis(800)).await;
-    }
+    clock.advance(chrono::Duration::seconds(301));
+    smtp.wait_for(2).await;
+    // Both nodes restart while the message waits at tier 2: the timer is a row, so the new nodes
+    // take the next step.
+    second.stop().await;
+    let url = app.database_url.clone();
+    let mut restarted = spawn_node_clocked(&url, configure(smtp.port), clock.clone()).await;
+    app.restart_into(&mut restarted).await;
+    let app = restarted;
+    let second = spawn_node_clocked(&url, configure(smtp.port), clock.clone()).await;
+    clock.advance(chrono::Duration::seconds(301));
     let mails = smtp.wait_for(3).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smtp.mails().len(), 3, "one email per step: {mails:?}");
