@@ -229,3 +229,46 @@ async fn seed(store: &Store, chat: &Chat, fx: &Fixtures, now: i64) -> anyhow::Re
     }
     Ok(())
 }
+
+/// Puts the demo cardiology service on call around `now`: Dr. Osei holds tier 1 for the next
+/// eleven hours, then Dr. Lindqvist; each backs the other up on tier 2. Skipped when a roster
+/// exists (a reused demo directory).
+pub async fn seed_roster(
+    oncall: &crate::oncall::Oncall,
+    store: &Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    use crate::oncall::roster::ShiftIn;
+    if crate::store::oncall::service_exists(store.reader(), "cardiology").await? {
+        return Ok(());
+    }
+    let Some(scheduler) = users::user_by_username(store.reader(), "sched.cardio").await? else {
+        return Ok(());
+    };
+    let hour = chrono::Duration::hours(1);
+    let start = now - hour;
+    let shift = |tier, from: i32, to: i32, who: &str| ShiftIn {
+        service: "cardiology".into(),
+        tier,
+        start: start + hour * from,
+        end: start + hour * to,
+        practitioner: who.into(),
+    };
+    let shifts = vec![
+        shift(1, 0, 12, "dr.osei"),
+        shift(1, 12, 24, "dr.lindqvist"),
+        shift(2, 0, 12, "dr.lindqvist"),
+        shift(2, 12, 24, "dr.osei"),
+    ];
+    let who = Principal {
+        user_id: scheduler.id,
+        username: scheduler.username,
+        display_name: scheduler.display_name,
+        roles: vec![Role::Scheduler],
+        fhir: crate::fhir::scopes::Grant::default(),
+        token_id: Uuid::nil(),
+        source: Some("demo-fixtures".into()),
+    };
+    oncall.upload(&who, shifts).await?;
+    Ok(())
+}

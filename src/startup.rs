@@ -257,6 +257,11 @@ impl Application {
         &self.state.chat
     }
 
+    /// The on-call service (the demo seeds a roster through it).
+    pub fn oncall(&self) -> &Arc<crate::oncall::Oncall> {
+        &self.state.oncall
+    }
+
     /// This node's id in a cluster.
     pub fn node_id(&self) -> Uuid {
         self.node_id

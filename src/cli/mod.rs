@@ -183,6 +183,7 @@ async fn run_demo(config: Option<&PathBuf>, mut args: ServeArgs) -> anyhow::Resu
     let db = Secret::new(cfg.database_url());
     let app = Application::build(cfg).await?;
     let logins = demo::load(app.store(), app.chat(), chrono::Utc::now().timestamp_millis()).await?;
+    demo::seed_roster(app.oncall(), app.store(), chrono::Utc::now()).await?;
     let url = format!("http://{}", app.local_addr());
     let mllp = app.mllp_addr();
     println!("Wardline demo running at {url}");
@@ -191,6 +192,8 @@ async fn run_demo(config: Option<&PathBuf>, mut args: ServeArgs) -> anyhow::Resu
     }
     println!("  data: {} (database {db})", data_dir.display());
     println!("  API:  {url}/api/v1/openapi.json   health: {url}/readyz");
+    println!("  FHIR: {url}/fhir/metadata   (R4; see docs/fhir.md)");
+    println!("  On call: {url}/api/v1/oncall/cardiology   (see docs/oncall.md)");
     println!("\nDemo tokens (use as 'Authorization: Bearer <token>'):");
     for l in &logins {
         println!(

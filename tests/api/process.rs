@@ -177,3 +177,68 @@ async fn binary_serves_logs_no_phi_and_stops_on_sigterm_sqlite() {
 async fn binary_serves_logs_no_phi_and_stops_on_sigterm_postgres() {
     serve_and_check_logs(Backend::Postgres).await;
 }
+
+/// The README's first command: `wardline demo` starts with demo data, prints its tokens, and the
+/// demo's patients, FHIR API and on-call roster answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_with_its_data() {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--http-addr", "127.0.0.1:0", "--mllp-addr", "127.0.0.1:0"])
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn demo");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains("Press Ctrl-C")) {
+        lines.push(rx.recv_timeout(Duration::from_secs(60)).expect("the demo starts"));
+    }
+    let url = lines[0].rsplit(' ').next().unwrap().to_string();
+    let token = |user: &str| {
+        let line = lines
+            .iter()
+            .find(|l| l.trim_start().starts_with(&format!("{user} ")))
+            .expect(user);
+        line.rsplit(' ').next().unwrap().to_string()
+    };
+    let client = reqwest::Client::new();
+    let get = |path: &str, token: String| {
+        let req = client.get(format!("{url}{path}")).bearer_auth(token);
+        async move {
+            req.send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let rooms = get("/api/v1/rooms", token("dr.osei")).await;
+    assert!(
+        rooms
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "patient_encounter"),
+        "{rooms}"
+    );
+    let on_call = get("/api/v1/oncall/cardiology", token("dr.osei")).await;
+    assert_eq!(on_call[0]["display_name"], "Dr. Kwame Osei", "{on_call}");
+    let patients = get("/fhir/Patient", token("mirth")).await;
+    assert_eq!(patients["total"], 2, "{patients}");
+    // SIGTERM: a graceful stop removes the demo's throw-away directory.
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let status = child.wait().expect("the demo stops");
+    assert!(status.success(), "demo exit: {status}");
+}
