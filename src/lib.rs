@@ -19,6 +19,7 @@ pub mod fhir;
 pub mod hl7;
 pub mod http;
 pub mod oncall;
+pub mod smart;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
