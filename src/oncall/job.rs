@@ -44,17 +44,18 @@ struct After {
 }
 
 impl Oncall {
-    /// One pass of the loop at the clock's current time.
+    /// One pass of the loop at the clock's current time, read once: a shift change and a timeout
+    /// falling in the same pass are judged at the same instant (the handover first).
     pub async fn tick(&self) -> Result<Tick> {
+        let now = self.chat.clock.now().timestamp_millis();
         let mut tick = Tick::default();
-        self.adopt(&mut tick).await?;
-        self.hand_over(&mut tick).await?;
-        self.escalate_due(&mut tick).await?;
+        self.adopt(&mut tick, now).await?;
+        self.hand_over(&mut tick, now).await?;
+        self.escalate_due(&mut tick, now).await?;
         Ok(tick)
     }
 
-    async fn adopt(&self, tick: &mut Tick) -> Result<()> {
-        let now = self.chat.clock.now().timestamp_millis();
+    async fn adopt(&self, tick: &mut Tick, now: i64) -> Result<()> {
         let pool = self.chat.store.reader();
         for (message_id, room_id, role_key, _) in store::unadopted(pool, now - 86_400_000).await? {
             let service = role_key.trim_start_matches("oncall:").to_string();
@@ -106,8 +107,7 @@ impl Oncall {
         Ok(())
     }
 
-    async fn hand_over(&self, tick: &mut Tick) -> Result<()> {
-        let now = self.chat.clock.now().timestamp_millis();
+    async fn hand_over(&self, tick: &mut Tick, now: i64) -> Result<()> {
         for (room_id, service) in store::role_rooms(self.chat.store.reader()).await? {
             let Some(holder) = self.holder(&service, 1, now).await? else {
                 continue;
@@ -116,14 +116,18 @@ impl Oncall {
             let mut tx = self.chat.store.begin().await?;
             let members = rooms::member_reasons(&mut tx, room).await?;
             let holder_id = parse_id(&holder)?;
+            let waiting = store::waiting_in_room(&mut tx, &room_id).await?;
+            let to_move = waiting
+                .iter()
+                .any(|e| e.tier == 1 && e.notified_id.as_deref() != Some(holder.as_str()));
             if members.iter().any(|(u, _)| *u == holder_id)
                 && members.iter().filter(|(_, r)| r == "on_call").count() <= 1
+                && !to_move
             {
                 continue;
             }
             let mut after = After::default();
             let mut events = Vec::new();
-            let waiting = store::waiting_in_room(&mut tx, &room_id).await?;
             let added = self
                 .ensure_member(&mut tx, &room_id, &holder, now, &mut after, &mut events)
                 .await?;
@@ -195,8 +199,7 @@ impl Oncall {
         Ok(())
     }
 
-    async fn escalate_due(&self, tick: &mut Tick) -> Result<()> {
-        let now = self.chat.clock.now().timestamp_millis();
+    async fn escalate_due(&self, tick: &mut Tick, now: i64) -> Result<()> {
         let mut tx = self.chat.store.begin().await?;
         let due = store::claim_due(&mut tx, now, 50).await?;
         if due.is_empty() {
