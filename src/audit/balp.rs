@@ -34,9 +34,7 @@ fn profile(action: &str) -> &'static str {
 
 /// One entry as an `AuditEvent`.
 pub fn audit_event(e: &Entry) -> Value {
-    let recorded = chrono::DateTime::from_timestamp_millis(e.at)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let recorded = crate::fhir::resources::instant(e.at);
     let mut agent = json!({
         "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP", "display": "information recipient"}]},
         "requestor": true,

@@ -63,14 +63,34 @@ pub async fn read(
             return Err(e);
         }
     };
-    let pairs = vec![("_id".to_string(), id.clone())];
-    let found = find(&state, &req, kind, context, &pairs, false).await?;
-    let Some(resource) = found.resources.into_iter().next() else {
-        state.audit.record(event.failed()).await?;
-        return Err(FhirError::not_found(kind.as_str(), &id));
-    };
-    state.audit.record(event).await?;
-    Ok(fhir_response(StatusCode::OK, resource))
+    match find_by_id(&state, &req, kind, context, &id).await {
+        Ok(resource) => {
+            state.audit.record(event).await?;
+            Ok(fhir_response(StatusCode::OK, resource))
+        }
+        Err(e) => {
+            state.audit.record(event.failed()).await?;
+            Err(e)
+        }
+    }
+}
+
+/// The resource `kind/id` as `context` may see it, or 404 (also when it exists but is not
+/// visible): reads, and the answers to writes.
+pub async fn find_by_id(
+    state: &AppState,
+    req: &FhirRequest,
+    kind: Kind,
+    context: Context,
+    id: &str,
+) -> FhirResult<Value> {
+    let pairs = [("_id".to_string(), id.to_string())];
+    let found = find(state, req, kind, context, &pairs, false).await?;
+    found
+        .resources
+        .into_iter()
+        .next()
+        .ok_or_else(|| FhirError::not_found(kind.as_str(), id))
 }
 
 /// `GET [base]/{type}?params`: a searchset Bundle with `total`, `self` and `next` links.

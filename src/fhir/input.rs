@@ -25,11 +25,15 @@ fn identifier_with(v: &Value, system: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The id a reference such as `Patient/123` (or an absolute URL ending so) points at.
-pub fn reference_id(reference: &Value, target: &str) -> Option<String> {
-    let text = reference["reference"].as_str()?;
+/// The id in a reference text `Patient/123` (or an absolute URL ending so) to a `target`.
+pub fn id_in<'a>(text: &'a str, target: &str) -> Option<&'a str> {
     let (prefix, id) = text.rsplit_once('/')?;
-    (prefix == target || prefix.ends_with(&format!("/{target}"))).then(|| id.to_string())
+    (prefix == target || prefix.ends_with(&format!("/{target}"))).then_some(id)
+}
+
+/// The id a Reference element (`{"reference": "Patient/123"}`) points at.
+pub fn reference_id(reference: &Value, target: &str) -> Option<String> {
+    id_in(reference["reference"].as_str()?, target).map(str::to_string)
 }
 
 /// A Patient write: the MRN (the identifier with the configured MRN system) and demographics.

@@ -119,17 +119,19 @@ impl<'a> Params<'a> {
         let Some(v) = names.iter().find_map(|n| self.one(n)) else {
             return Ok(None);
         };
-        let id = match v.rsplit_once('/') {
-            Some((prefix, id)) if prefix == target || prefix.ends_with(&format!("/{target}")) => id,
-            Some(_) => {
-                return Err(Error::BadRequest(format!(
-                    "{} search: '{}' must reference a {target}",
-                    self.kind.as_str(),
-                    names[0]
-                )));
-            }
-            None => v,
+        // A bare id, or a reference to the right type.
+        let id = if v.contains('/') {
+            super::input::id_in(v, target)
+        } else {
+            Some(v)
         };
+        let id = id.ok_or_else(|| {
+            Error::BadRequest(format!(
+                "{} search: '{}' must reference a {target}",
+                self.kind.as_str(),
+                names[0]
+            ))
+        })?;
         Ok(Some(id.to_string()))
     }
 }

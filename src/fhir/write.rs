@@ -11,7 +11,7 @@ use serde_json::Value;
 use uuid::Uuid;
 use wardline_fhir_wire::{Kind, from_wire};
 
-use super::http::find;
+use super::http::{find, find_by_id};
 use super::input::reference_id;
 use super::outcome::{FhirError, FhirResult, fhir_response};
 use super::request::FhirRequest;
@@ -234,7 +234,12 @@ async fn communication(
             .oncall
             .message_role(&req.who, service, text.to_string(), priority, idempotency_key)
             .await?;
-        return read_message(state, req, context, &message.id.to_string(), true).await;
+        return find_by_id(state, req, Kind::Communication, context, &message.id.to_string())
+            .await
+            .map(|resource| Written {
+                resource,
+                created: true,
+            });
     }
     let room = match (
         reference_id(&v["encounter"], "Encounter"),
@@ -274,31 +279,12 @@ async fn communication(
         ),
         other => other.into(),
     })?;
-    read_message(
-        state,
-        req,
-        context,
-        &message.id.to_string(),
-        outcome == SendOutcome::Created,
-    )
-    .await
-}
-
-async fn read_message(
-    state: &AppState,
-    req: &FhirRequest,
-    context: Context,
-    id: &str,
-    created: bool,
-) -> FhirResult<Written> {
-    let pairs = [("_id".to_string(), id.to_string())];
-    let found = find(state, req, Kind::Communication, context, &pairs, false).await?;
-    let resource = found
-        .resources
-        .into_iter()
-        .next()
-        .ok_or_else(|| FhirError::from(Error::Internal("sent message not found".into())))?;
-    Ok(Written { resource, created })
+    find_by_id(state, req, Kind::Communication, context, &message.id.to_string())
+        .await
+        .map(|resource| Written {
+            resource,
+            created: outcome == SendOutcome::Created,
+        })
 }
 
 /// Practitioner create/update: directory sync of a person (NPI and/or `urn:wardline:username`
@@ -380,13 +366,7 @@ async fn practitioner(
         }
     };
     tx.commit().await.map_err(Error::from)?;
-    let pairs = [("_id".to_string(), uid.to_string())];
-    let found = find(state, req, Kind::Practitioner, Context::System, &pairs, false).await?;
-    let resource = found
-        .resources
-        .into_iter()
-        .next()
-        .ok_or_else(|| FhirError::not_found("Practitioner", &uid.to_string()))?;
+    let resource = find_by_id(state, req, Kind::Practitioner, Context::System, &uid.to_string()).await?;
     Ok(Written { resource, created })
 }
 

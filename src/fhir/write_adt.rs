@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 use wardline_fhir_wire::Kind;
 
-use super::http::find;
+use super::http::find_by_id;
 use super::input;
 use super::outcome::{FhirError, FhirResult};
 use super::request::FhirRequest;
@@ -18,16 +18,6 @@ use crate::error::Error;
 use crate::hl7::model::{Adt, Demographics, Patient, Trigger};
 use crate::http::AppState;
 use crate::store::fhir as q;
-
-async fn read_back(state: &AppState, req: &FhirRequest, kind: Kind, id: &str) -> FhirResult<Value> {
-    let pairs = [("_id".to_string(), id.to_string())];
-    let found = find(state, req, kind, Context::System, &pairs, false).await?;
-    found
-        .resources
-        .into_iter()
-        .next()
-        .ok_or_else(|| FhirError::not_found(kind.as_str(), id))
-}
 
 fn unprocessable(msg: impl Into<String>) -> FhirError {
     FhirError::new(StatusCode::UNPROCESSABLE_ENTITY, "business-rule", msg)
@@ -82,7 +72,7 @@ pub async fn patient(
         .patient_id
         .ok_or_else(|| FhirError::from(Error::Internal("upsert gave no patient".into())))?;
     Ok(Written {
-        resource: read_back(state, req, Kind::Patient, &pid).await?,
+        resource: find_by_id(state, req, Kind::Patient, Context::System, &pid).await?,
         created: holder.is_none(),
     })
 }
@@ -162,7 +152,7 @@ pub async fn encounter(
         .encounter_id
         .ok_or_else(|| FhirError::from(Error::Internal("no encounter applied".into())))?;
     Ok(Written {
-        resource: read_back(state, req, Kind::Encounter, &eid).await?,
+        resource: find_by_id(state, req, Kind::Encounter, Context::System, &eid).await?,
         created: current.is_none(),
     })
 }

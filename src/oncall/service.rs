@@ -18,7 +18,7 @@ use crate::chat::Chat;
 use crate::chat::model::{MemberReason, Message, Priority, Room, RoomKind};
 use crate::chat::service::Draft;
 use crate::error::{Error, Result};
-use crate::store::users::{self};
+use crate::store::users;
 use crate::store::{audit, oncall as store, parse_id, rooms};
 
 /// The on-call service of one node.

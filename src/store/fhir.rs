@@ -33,9 +33,10 @@ impl<'a> Arg<'a> {
     }
 }
 
-/// Runs `SELECT COUNT(*) {from_where}` and `{select}{from_where} {order} LIMIT .. OFFSET ..` with
-/// `args` bound as `$1..$n` in both: the total and one page of rows. The SQL pieces are
-/// constants of the store modules; values are always bound, never spliced.
+/// One page of rows (`{select}{from_where} {order} LIMIT .. OFFSET ..`) and the total: a page
+/// that is not full (and not past the end) tells the total itself; otherwise `SELECT COUNT(*)
+/// {from_where}` counts. `args` are bound as `$1..$n` in both. The SQL pieces are constants of the
+/// store modules; values are always bound, never spliced.
 pub async fn count_and_page<T>(
     pool: &AnyPool,
     (select, from_where, order): (&str, &str, &str),
@@ -45,15 +46,6 @@ pub async fn count_and_page<T>(
 where
     T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
 {
-    let count_sql = format!("SELECT COUNT(*){from_where}");
-    let mut count = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(count_sql));
-    for a in args {
-        count = match *a {
-            Arg::Text(v) => count.bind(v),
-            Arg::Int(v) => count.bind(v),
-        };
-    }
-    let (total,) = count.fetch_one(pool).await?;
     let page_sql = format!(
         "{select}{from_where} {order} LIMIT ${} OFFSET ${}",
         args.len() + 1,
@@ -71,6 +63,19 @@ where
         .bind(i64::from(page.offset))
         .fetch_all(pool)
         .await?;
+    let short = rows.len() < page.count as usize;
+    if short && (!rows.is_empty() || page.offset == 0) {
+        return Ok((i64::from(page.offset) + rows.len() as i64, rows));
+    }
+    let count_sql = format!("SELECT COUNT(*){from_where}");
+    let mut count = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(count_sql));
+    for a in args {
+        count = match *a {
+            Arg::Text(v) => count.bind(v),
+            Arg::Int(v) => count.bind(v),
+        };
+    }
+    let (total,) = count.fetch_one(pool).await?;
     Ok((total, rows))
 }
 
