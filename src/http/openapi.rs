@@ -5,13 +5,13 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, attachments, audit, break_glass, error, messages, retention, rooms, ws};
+use super::{admin, attachments, audit, break_glass, error, messages, oncall, retention, rooms, ws};
 use crate::chat::{frames, model, rooms as chat_rooms, service};
 
 /// The API description.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Wardline API", description = "Care-team messaging: rooms, messages, receipts, acknowledgements. Real-time frames on /api/v1/ws (see ClientFrame and ServerFrame)."),
+    info(title = "Wardline API", description = "Care-team messaging: rooms, messages, receipts, acknowledgements, on-call rosters and role messages. Real-time frames on /api/v1/ws (see ClientFrame and ServerFrame). The FHIR R4 API is under /fhir (CapabilityStatement at /fhir/metadata)."),
     paths(
         admin::me, admin::list_users, admin::create_user, admin::create_token, admin::revoke_token,
         rooms::list, rooms::create, rooms::get_one, rooms::members, rooms::add_member, rooms::remove_member,
@@ -21,11 +21,14 @@ use crate::chat::{frames, model, rooms as chat_rooms, service};
         break_glass::request, break_glass::list, break_glass::review,
         attachments::upload, attachments::download,
         retention::archive, retention::place, retention::list, retention::release, retention::run,
+        oncall::upload, oncall::lookup, oncall::message, oncall::run,
     ),
     components(schemas(
         error::Problem, frames::ClientFrame, frames::ServerFrame, model::Message, model::Room, model::Member,
         model::Receipt, model::Ack, service::Page, chat_rooms::NewRoomRequest,
         crate::audit::Entry, crate::audit::chain::Report, audit::AuditPage,
+        crate::oncall::service::Uploaded, crate::oncall::service::OnCallTier, crate::oncall::job::Tick,
+        oncall::RoleMessage,
     )),
     modifiers(&BearerAuth),
 )]

@@ -44,6 +44,9 @@ async fn openapi_lists_the_api(app: &TestApp) {
         "/api/v1/messages/{message_id}/ack",
         "/api/v1/messages/{message_id}/receipts",
         "/api/v1/ws",
+        "/api/v1/rosters",
+        "/api/v1/oncall/{service}",
+        "/api/v1/oncall/{service}/messages",
     ] {
         assert!(doc["paths"][path].is_object(), "missing {path}");
     }
