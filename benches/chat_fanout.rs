@@ -30,29 +30,13 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        members: 100,
-        rate: 200,
-        messages: 2000,
-        postgres: None,
-    };
-    let argv: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < argv.len() {
-        let val = argv.get(i + 1).cloned().unwrap_or_default();
-        match argv[i].as_str() {
-            "--members" => a.members = val.parse().expect("--members N"),
-            "--rate" => a.rate = val.parse().expect("--rate N"),
-            "--messages" => a.messages = val.parse().expect("--messages N"),
-            "--postgres" => a.postgres = Some(val.trim_end_matches('/').to_string()),
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
+    let cli = common::Cli::from_env();
+    Args {
+        members: cli.value("--members").unwrap_or(100),
+        rate: cli.value("--rate").unwrap_or(200),
+        messages: cli.value("--messages").unwrap_or(2000),
+        postgres: cli.postgres(),
     }
-    a
 }
 
 async fn seed(store: &Store, members: usize) -> anyhow::Result<(Uuid, Vec<String>)> {

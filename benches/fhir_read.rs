@@ -28,33 +28,17 @@ struct Args {
 }
 
 fn args() -> Args {
-    let argv: Vec<String> = std::env::args().collect();
-    let mut a = Args {
-        clients: 16,
-        requests: 20_000,
-        patients: 200,
-        postgres: None,
-        quick: !argv.iter().any(|s| s == "--bench"),
-    };
-    let mut i = 1;
-    while i < argv.len() {
-        let val = argv.get(i + 1).cloned().unwrap_or_default();
-        match argv[i].as_str() {
-            "--clients" => a.clients = val.parse().expect("--clients N"),
-            "--requests" => a.requests = val.parse().expect("--requests N"),
-            "--patients" => a.patients = val.parse().expect("--patients N"),
-            "--postgres" => a.postgres = Some(val.trim_end_matches('/').to_string()),
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
+    let cli = common::Cli::from_env();
+    let quick = cli.quick();
+    Args {
+        clients: cli.value("--clients").unwrap_or(16),
+        requests: cli
+            .value("--requests")
+            .unwrap_or(if quick { 400 } else { 20_000 }),
+        patients: cli.value("--patients").unwrap_or(if quick { 20 } else { 200 }),
+        postgres: cli.postgres(),
+        quick,
     }
-    if a.quick {
-        (a.requests, a.patients) = (400, 20);
-    }
-    a
 }
 
 /// An integration service account and its token, written straight to the store.

@@ -51,43 +51,22 @@ struct Args {
 }
 
 fn args() -> Args {
-    let argv: Vec<String> = std::env::args().collect();
-    let mut a = Args {
-        messages: None,
-        warmup: None,
-        connections: vec![1, 8],
-        max_batch: None,
-        postgres: None,
-        // `cargo bench` passes `--bench`; `cargo test` does not: there, a smoke run is enough.
-        quick: !argv.iter().any(|s| s == "--bench"),
-    };
-    let mut i = 1;
-    while i < argv.len() {
-        let val = argv.get(i + 1).cloned().unwrap_or_default();
-        match argv[i].as_str() {
-            "--messages" => a.messages = Some(val.parse().expect("--messages N")),
-            "--warmup" => a.warmup = Some(val.parse().expect("--warmup N")),
-            "--connections" => {
-                a.connections = val
-                    .split(',')
+    let cli = common::Cli::from_env();
+    Args {
+        messages: cli.value("--messages"),
+        warmup: cli.value("--warmup"),
+        connections: cli.value::<String>("--connections").map_or_else(
+            || vec![1, 8],
+            |list| {
+                list.split(',')
                     .map(|c| c.trim().parse().expect("--connections 1,8"))
-                    .collect();
-            }
-            "--max-batch" => a.max_batch = Some(val.parse().expect("--max-batch N")),
-            "--postgres" => a.postgres = Some(val.trim_end_matches('/').to_string()),
-            "--quick" => {
-                a.quick = true;
-                i += 1;
-                continue;
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
+                    .collect()
+            },
+        ),
+        max_batch: cli.value("--max-batch"),
+        postgres: cli.postgres(),
+        quick: cli.quick(),
     }
-    a
 }
 
 /// The three message templates.

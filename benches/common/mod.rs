@@ -1,6 +1,6 @@
 //! What the benchmarks share: a fresh database per run (a SQLite file, or a PostgreSQL database
 //! created on the given server and dropped afterwards whatever happens), the server
-//! configuration they start from, and percentiles.
+//! configuration they start from, percentiles, and reading their command line.
 
 use std::future::Future;
 use std::path::Path;
@@ -65,4 +65,46 @@ pub fn config(url: &str, dir: &Path) -> anyhow::Result<Config> {
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx]
+}
+
+/// A benchmark's command line: `--name value` options and bare flags.
+pub struct Cli(Vec<String>);
+
+// Each benchmark binary compiles this module and uses only part of it.
+#[allow(dead_code)]
+impl Cli {
+    /// The process arguments.
+    pub fn from_env() -> Self {
+        Self(std::env::args().collect())
+    }
+
+    /// The value after `--name`, parsed; a value that does not parse stops the run with its name.
+    pub fn value<T: std::str::FromStr>(&self, name: &str) -> Option<T> {
+        let at = self.0.iter().position(|a| a == name)?;
+        let raw = self
+            .0
+            .get(at + 1)
+            .unwrap_or_else(|| panic!("{name} needs a value"));
+        Some(
+            raw.parse()
+                .unwrap_or_else(|_| panic!("{name}: '{raw}' is not a valid value")),
+        )
+    }
+
+    /// Whether a bare flag is present.
+    pub fn flag(&self, name: &str) -> bool {
+        self.0.iter().any(|a| a == name)
+    }
+
+    /// `cargo bench` passes `--bench`; `cargo test` does not, and there a smoke run is enough
+    /// (also asked for with `--quick`).
+    pub fn quick(&self) -> bool {
+        !self.flag("--bench") || self.flag("--quick")
+    }
+
+    /// `--postgres SERVER_URL`, without a trailing slash.
+    pub fn postgres(&self) -> Option<String> {
+        self.value::<String>("--postgres")
+            .map(|s| s.trim_end_matches('/').to_string())
+    }
 }
