@@ -156,6 +156,15 @@ pub fn bundle(base: &str, kind: Kind, found: Found) -> Value {
     out
 }
 
+fn found<Q>(s: search::Search<Q>, total: i64, resources: Vec<Value>) -> Found {
+    Found {
+        total,
+        resources,
+        applied: s.applied,
+        page: s.page,
+    }
+}
+
 /// Runs a search of `kind` in `context` and builds the page's resources.
 pub async fn find(
     state: &AppState,
@@ -186,12 +195,7 @@ pub async fn find(
                     resources::patient(p, &mine, mrn_system)
                 })
                 .collect();
-            Found {
-                total,
-                resources,
-                applied: s.applied,
-                page: s.page,
-            }
+            found(s, total, resources)
         }
         Kind::Encounter => {
             let s = search::encounter(pairs, strict)?;
@@ -201,12 +205,7 @@ pub async fn find(
                 let participants = q::encounter_participants(pool, &e.row.id).await?;
                 resources.push(resources::encounter(e, &participants));
             }
-            Found {
-                total,
-                resources,
-                applied: s.applied,
-                page: s.page,
-            }
+            found(s, total, resources)
         }
         Kind::CareTeam => {
             let s = search::care_team(pairs, strict)?;
@@ -216,12 +215,7 @@ pub async fn find(
                 let members = qc::team_members(pool, &t.id).await?;
                 resources.push(resources::care_team(t, &members));
             }
-            Found {
-                total,
-                resources,
-                applied: s.applied,
-                page: s.page,
-            }
+            found(s, total, resources)
         }
         Kind::Communication => {
             let s = search::communication(pairs, strict)?;
@@ -235,23 +229,13 @@ pub async fn find(
                     row.patient_id.as_deref(),
                 ));
             }
-            Found {
-                total,
-                resources,
-                applied: s.applied,
-                page: s.page,
-            }
+            found(s, total, resources)
         }
         Kind::Practitioner => {
             let s = search::practitioner(pairs, strict, resources::NPI_SYSTEM)?;
             let (total, rows) = qc::practitioners(pool, &s.query, s.page).await?;
             let resources = rows.iter().map(resources::practitioner).collect();
-            Found {
-                total,
-                resources,
-                applied: s.applied,
-                page: s.page,
-            }
+            found(s, total, resources)
         }
         Kind::PractitionerRole => {
             let now = state.clock.now().timestamp_millis();
@@ -261,24 +245,14 @@ pub async fn find(
                 .iter()
                 .map(|r| resources::practitioner_role(r, now))
                 .collect();
-            Found {
-                total,
-                resources,
-                applied: s.applied,
-                page: s.page,
-            }
+            found(s, total, resources)
         }
         Kind::AuditEvent => {
             let s = search::audit_event(pairs, strict)?;
             let total = crate::store::audit::count(pool, &s.query).await?;
             let entries = crate::store::audit::search(pool, &s.query, s.page.count, s.page.offset).await?;
             let resources = entries.iter().map(crate::audit::balp::audit_event).collect();
-            Found {
-                total,
-                resources,
-                applied: s.applied,
-                page: s.page,
-            }
+            found(s, total, resources)
         }
         other => {
             return Err(kind_of(other.as_str())

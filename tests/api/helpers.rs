@@ -269,14 +269,14 @@ impl TestApp {
 
     /// Creates a user with the given roles and issues a token for them.
     pub async fn user(&self, username: &str, roles: &[&str]) -> TestUser {
-        let resp = self
-            .post(
-                &self.admin_token,
-                "/api/v1/users",
-                &json!({"username": username, "display_name": username, "roles": roles}),
-            )
-            .await;
-        assert_eq!(resp.status(), 201, "create user {username}");
+        self.user_from(json!({"username": username, "display_name": username, "roles": roles}))
+            .await
+    }
+
+    /// Creates the user `body` describes (as `POST /api/v1/users` takes it) and issues a token.
+    pub async fn user_from(&self, body: Value) -> TestUser {
+        let resp = self.post(&self.admin_token, "/api/v1/users", &body).await;
+        assert_eq!(resp.status(), 201, "create user {body}");
         let id: Uuid = resp.json::<Value>().await.unwrap()["id"]
             .as_str()
             .unwrap()

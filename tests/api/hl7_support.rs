@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -87,25 +86,7 @@ pub async fn staff(app: &TestApp) -> Staff {
         if let Some(npi) = npi {
             body["npi"] = npi.into();
         }
-        let resp = app.post(&app.admin_token, "/api/v1/users", &body).await;
-        assert_eq!(resp.status(), 201);
-        let id = resp.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let resp = app
-            .post(
-                &app.admin_token,
-                "/api/v1/tokens",
-                &serde_json::json!({"user_id": id}),
-            )
-            .await;
-        let token = resp.json::<Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        TestUser { id, token }
+        app.user_from(body).await
     };
     Staff {
         osei: mk("dr.osei", Some("1234567893")).await,

@@ -41,24 +41,11 @@ fn configure(port: u16) -> impl FnOnce(&mut Config) {
 }
 
 async fn person(app: &TestApp, name: &str, roles: &[&str]) -> TestUser {
-    let body = json!({"username": name, "display_name": format!("Dr {name}"), "roles": roles, "email": format!("{name}@hospital.test")});
-    let resp = app.post(&app.admin_token, "/api/v1/users", &body).await;
-    assert_eq!(resp.status(), 201);
-    let id = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let resp = app
-        .post(&app.admin_token, "/api/v1/tokens", &json!({"user_id": id}))
-        .await;
-    TestUser {
-        id,
-        token: resp.json::<Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    }
+    app.user_from(
+        json!({"username": name, "display_name": format!("Dr {name}"), "roles": roles,
+        "email": format!("{name}@hospital.test")}),
+    )
+    .await
 }
 
 async fn upload(app: &TestApp, token: &str, ctype: &str, body: &str) -> (u16, Value) {
