@@ -45,6 +45,12 @@ pub struct Config {
     pub hl7: crate::hl7::Hl7Config,
     /// On-call: roster time zone, escalation policies, SMTP for notifications.
     pub oncall: crate::oncall::OncallConfig,
+    /// SMART EHR launch: trusted EHRs and the patient-matching rule.
+    pub smart: crate::smart::SmartConfig,
+    /// Standalone sign-in through the hospital's OpenID Connect provider.
+    pub oidc: crate::auth::oidc::OidcConfig,
+    /// Browser sessions: timeouts and cookie security.
+    pub session: crate::auth::session::SessionConfig,
 }
 
 /// TLS for the HTTP listener.
@@ -133,6 +139,9 @@ impl Default for Config {
             tls: TlsConfig::default(),
             hl7: Default::default(),
             oncall: Default::default(),
+            smart: Default::default(),
+            oidc: Default::default(),
+            session: Default::default(),
         }
     }
 }
@@ -178,6 +187,9 @@ impl fmt::Debug for Config {
             .field("retention", &self.retention)
             .field("tls", &self.tls)
             .field("hl7", &self.hl7)
+            .field("smart", &self.smart)
+            .field("oidc", &self.oidc)
+            .field("session", &self.session)
             .finish()
     }
 }

@@ -219,6 +219,7 @@ impl Application {
             audit,
             token_usage: Arc::new(UsageLog::default()),
             auth_failures,
+            providers: Arc::new(crate::smart::discovery::Providers::default()),
         };
         Ok(Self {
             listener,

@@ -2,8 +2,12 @@
 //!
 //! Tokens are 256 random bits, so a single SHA-256 is a sound at-rest hash (a slow password hash
 //! protects low-entropy secrets; it would only add latency here). Only the hash is stored; the
-//! token is shown once when issued. OIDC sign-in and SMART sessions plug in beside this later and
-//! produce the same [`Principal`].
+//! token is shown once when issued. Browser sessions ([`session`], after OIDC sign-in or a SMART
+//! launch) are tokens too, held in an HttpOnly cookie, and produce the same [`Principal`].
+
+pub mod flow;
+pub mod oidc;
+pub mod session;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -128,6 +132,8 @@ pub async fn issue_token(
         scopes: &scopes.join(","),
         created_at: now_ms,
         expires_at: expires_at_ms,
+        idle_timeout_ms: None,
+        context: None,
     };
     users::insert_token(conn, &new).await?;
     Ok((id, token))
@@ -143,9 +149,24 @@ pub async fn authenticate(
     if !token.starts_with(TOKEN_PREFIX) {
         return Err(Error::Unauthenticated);
     }
-    let (token_id, scopes, user) = users::user_by_token_hash(store.reader(), &hash_token(token), now_ms)
+    let found = users::user_by_token_hash(store.reader(), &hash_token(token), now_ms)
         .await?
         .ok_or(Error::Unauthenticated)?;
+    if let Some(last) = found.session_last_used
+        && now_ms - last >= session::TOUCH_EVERY_MS
+    {
+        // The idle clock restarts on use; recorded at most once a minute so a busy session
+        // does not write on every request.
+        let mut tx = store.begin().await?;
+        crate::store::sessions::touch(&mut tx, found.token_id, now_ms).await?;
+        tx.commit().await?;
+    }
+    let users::TokenUser {
+        token_id,
+        scopes,
+        user,
+        ..
+    } = found;
     // A scoped token keeps only the roles it names (all of them when it names none) and the SMART
     // scopes it names, cut to those roles. Unknown role names in the database grant nothing
     // rather than failing the login.

@@ -9,6 +9,7 @@ pub mod dlp;
 pub mod frames;
 pub mod history;
 pub mod hub;
+pub mod launch;
 pub mod lifecycle;
 pub mod model;
 pub mod receipts;

@@ -81,6 +81,8 @@ string_enum!(
         BreakGlass = "break_glass",
         /// Created the room.
         Creator = "creator",
+        /// Opened the patient's room from the EHR chart (SMART launch, SPEC §5).
+        EhrLaunch = "ehr_launch",
     }
 );
 

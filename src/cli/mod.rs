@@ -179,14 +179,21 @@ async fn run_demo(config: Option<&PathBuf>, mut args: ServeArgs) -> anyhow::Resu
     }
     telemetry::init_logging(cfg.log_format, &cfg.log_level);
     demo::configure(&mut cfg)?;
+    let ehr_addr = std::net::SocketAddr::new(cfg.http_addr.ip(), 0);
+    let ehr = demo::ehr::start(&mut cfg, ehr_addr).await?;
     let data_dir = cfg.data_dir.clone();
     let db = Secret::new(cfg.database_url());
     let app = Application::build(cfg).await?;
     let logins = demo::load(app.store(), app.chat(), chrono::Utc::now().timestamp_millis()).await?;
     demo::seed_roster(app.oncall(), app.store(), chrono::Utc::now()).await?;
     let url = format!("http://{}", app.local_addr());
+    demo::ehr::seed(&ehr, &url)?;
     let mllp = app.mllp_addr();
     println!("Wardline demo running at {url}");
+    println!(
+        "  Launch from the EHR: {}/   (a mock EHR; open a chart, Wardline opens inside it; docs/smart.md)",
+        ehr.base()
+    );
     if let Some(mllp) = mllp {
         println!("  HL7 v2 MLLP: {mllp}   (send fixtures/hl7/*.hl7; see docs/hl7.md)");
     }

@@ -110,21 +110,12 @@ fn query_pairs(parts: &Parts) -> Result<Vec<(String, String)>, FhirError> {
         })
 }
 
-/// `[base]`: the configured public URL, else the request's host.
+/// `[base]`: the server's public address followed by `/fhir`.
 fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(public) = &state.config.public_url {
-        return format!("{}/fhir", public.trim_end_matches('/'));
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = if state.config.tls.cert_file.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    format!("{scheme}://{host}/fhir")
+    format!(
+        "{}/fhir",
+        crate::http::extract::public_base(&state.config, headers)
+    )
 }
 
 /// Content negotiation only (for `metadata`, which needs no token).

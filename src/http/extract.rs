@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 
 use super::AppState;
 use crate::audit::Event;
-use crate::auth::{self, Principal};
+use crate::auth::{self, Principal, session};
 use crate::error::Error;
 
 /// `axum::Json` with problem-details rejections.
@@ -26,29 +26,91 @@ pub struct ApiPath<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(Error))]
 pub struct ApiQuery<T>(pub T);
 
-/// The presented bearer token: the `Authorization` header, or for WebSocket upgrades (which
-/// browsers cannot give headers) the `access_token` query parameter.
-fn bearer(parts: &Parts) -> Option<String> {
+/// How the request proves who it is.
+enum Credential {
+    /// `Authorization: Bearer`, or for WebSocket upgrades (which browsers cannot give headers)
+    /// the `access_token` query parameter.
+    Bearer(String),
+    /// The browser session cookie.
+    Session(String),
+}
+
+fn is_ws(parts: &Parts) -> bool {
+    let path = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(parts.uri.path(), |u| u.path());
+    path == "/api/v1/ws"
+}
+
+fn credential(parts: &Parts) -> Option<Credential> {
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
         return scheme
             .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_string());
+            .then(|| Credential::Bearer(token.trim().to_string()));
     }
-    let path = parts
-        .extensions
-        .get::<OriginalUri>()
-        .map_or(parts.uri.path(), |u| u.path());
-    if path == "/api/v1/ws" {
-        let query = parts.uri.query()?;
-        return query
+    if is_ws(parts)
+        && let Some(query) = parts.uri.query()
+        && let Some((_, token)) = query
             .split('&')
             .filter_map(|kv| kv.split_once('='))
             .find(|(k, _)| *k == "access_token")
-            .map(|(_, v)| v.to_string());
+    {
+        return Some(Credential::Bearer(token.to_string()));
     }
-    None
+    session::cookie(&parts.headers, session::SESSION_COOKIE).map(Credential::Session)
+}
+
+/// A cookie is sent on requests other sites cause, so a cookie-authenticated request that
+/// changes state must repeat the session's CSRF value in a header (which other sites cannot set
+/// without a CORS preflight Wardline never grants), and a WebSocket upgrade must come from this
+/// server's own origin (browsers do not preflight WebSockets).
+fn check_cross_site(parts: &Parts, token: &str) -> Result<(), Error> {
+    if is_ws(parts) {
+        let origin = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let same = match (origin, host) {
+            (Some(o), Some(h)) => o
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(h)),
+            _ => false,
+        };
+        return if same {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "a WebSocket opened with the session cookie must come from this server's pages".into(),
+            ))
+        };
+    }
+    if parts.method.is_safe() {
+        return Ok(());
+    }
+    let sent = parts
+        .headers
+        .get(session::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if sent == Some(session::csrf(token).as_str()) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!(
+            "requests authenticated by the session cookie must carry the {} header from GET /api/v1/session",
+            session::CSRF_HEADER
+        )))
+    }
+}
+
+/// The token a credential carries, after the cross-site checks a cookie needs.
+fn token_of(parts: &Parts, credential: Credential) -> Result<String, Error> {
+    match credential {
+        Credential::Bearer(token) => Ok(token),
+        Credential::Session(token) => {
+            check_cross_site(parts, &token)?;
+            Ok(token)
+        }
+    }
 }
 
 /// The client's address: the TCP peer. (Behind a reverse proxy this is the proxy; trusted
@@ -101,7 +163,8 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).ok_or(Error::Unauthenticated)?;
+        let credential = credential(parts).ok_or(Error::Unauthenticated)?;
+        let token = token_of(parts, credential)?;
         authenticate(parts, state, &token).await
     }
 }
@@ -113,9 +176,41 @@ impl OptionalFromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Option<Self>, Self::Rejection> {
-        match bearer(parts) {
+        match credential(parts) {
             None => Ok(None),
-            Some(token) => authenticate(parts, state, &token).await.map(Some),
+            Some(credential) => {
+                let token = token_of(parts, credential)?;
+                authenticate(parts, state, &token).await.map(Some)
+            }
         }
+    }
+}
+
+/// The server's public address (no trailing slash): the configured `public_url`, else the
+/// request's `Host` with the scheme this listener speaks.
+pub fn public_base(config: &crate::config::Config, headers: &axum::http::HeaderMap) -> String {
+    if let Some(public) = &config.public_url {
+        return public.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = if config.tls.cert_file.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}")
+}
+
+/// The client's address, for handlers that audit without a principal (sign-in).
+pub struct Source(pub Option<String>);
+
+impl FromRequestParts<AppState> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Source(source(parts)))
     }
 }

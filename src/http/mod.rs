@@ -14,6 +14,8 @@ pub mod openapi;
 pub mod ops;
 pub mod retention;
 pub mod rooms;
+pub mod signin;
+pub mod webapp;
 pub mod ws;
 
 use std::sync::Arc;
@@ -67,6 +69,8 @@ pub struct AppState {
     pub token_usage: Arc<UsageLog>,
     /// Budget of failed authentications per client address.
     pub auth_failures: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    /// EHR and identity-provider discovery, and the HTTP client that talks to them.
+    pub providers: Arc<crate::smart::discovery::Providers>,
 }
 
 /// Builds the router with all routes, limits and middleware.
@@ -108,6 +112,8 @@ pub fn router(state: AppState) -> Router {
         .route("/messages/{message_id}/ack", post(messages::ack))
         .route("/messages/{message_id}/receipts", get(messages::receipts))
         .route("/ws", get(ws::upgrade))
+        .route("/session", get(signin::session))
+        .route("/rooms/{room_id}/patient", get(rooms::patient))
         .route("/audit", get(audit::search))
         .route("/audit/export", get(audit::export))
         .route("/audit/verify", get(audit::verify))
@@ -118,6 +124,12 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .nest("/fhir", crate::fhir::routes())
         .route("/hl7", post(hl7::receive))
+        .route("/smart/launch", get(crate::smart::launch::launch))
+        .route("/smart/callback", get(crate::smart::launch::callback))
+        .route("/auth/login", get(signin::login))
+        .route("/auth/callback", get(signin::callback))
+        .route("/auth/logout", post(signin::logout))
+        .merge(webapp::routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -115,3 +115,17 @@ pub async fn remove_member(
         Err(crate::error::Error::NotFound("member"))
     }
 }
+
+/// The patient of a patient-encounter room, for the web app's banner (members only; audited).
+#[utoipa::path(get, path = "/api/v1/rooms/{room_id}/patient", tag = "rooms",
+    params(("room_id" = Uuid, Path, description = "Room id")),
+    responses((status = 200, body = crate::chat::launch::PatientBanner), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn patient(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiPath(room_id): ApiPath<Uuid>,
+) -> Result<Json<crate::chat::launch::PatientBanner>> {
+    let mrn_system = &state.config.hl7.mrn_system;
+    Ok(Json(state.chat.patient_banner(&who, room_id, mrn_system).await?))
+}

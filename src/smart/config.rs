@@ -1,0 +1,49 @@
+//! What a site configures for SMART EHR launch: which EHRs may launch Wardline (each with the
+//! client registration it gave Wardline) and how the launched patient is matched.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Secret;
+
+/// The `smart` section.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmartConfig {
+    /// The EHR FHIR bases allowed as `iss`; a launch naming any other is refused before any
+    /// request leaves Wardline (an attacker's `iss` must not make us talk to their server).
+    pub issuers: Vec<TrustedIssuer>,
+    /// The identifier system of the MRN in the EHR's Patient; defaults to `hl7.mrn_system`.
+    pub mrn_system: Option<String>,
+    /// The identifier system of the visit number in the EHR's Encounter; defaults to
+    /// `hl7.visit_system`.
+    pub visit_system: Option<String>,
+    /// Whether the normalised name may be the second identifier when a birth date is missing
+    /// (SPEC §5 step 6: "where configured").
+    pub name_as_second: bool,
+    /// Shown on the refusal page: whom a clinician calls when the records disagree.
+    pub contact: Option<String>,
+    /// Whether a clinician who opens a patient's room from the EHR chart joins it (reason
+    /// `ehr_launch`). Off: only existing members get in; others are pointed to break-glass.
+    pub join_on_launch: bool,
+}
+
+impl SmartConfig {
+    /// The trusted issuer whose FHIR base is `iss` (compared without a trailing slash).
+    pub fn issuer(&self, iss: &str) -> Option<&TrustedIssuer> {
+        let iss = iss.trim_end_matches('/');
+        self.issuers.iter().find(|i| i.iss.trim_end_matches('/') == iss)
+    }
+}
+
+/// One EHR that may launch Wardline, with the registration it issued.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrustedIssuer {
+    /// The EHR's FHIR base URL, exactly as it sends it in `iss`.
+    pub iss: String,
+    /// The client id the EHR registered Wardline under.
+    pub client_id: String,
+    /// Set for a confidential client (sent with HTTP Basic at the token endpoint); absent for a
+    /// public client, which relies on PKCE alone.
+    pub client_secret: Option<Secret>,
+}
