@@ -13,6 +13,7 @@ use rand::RngCore;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::assertion::{ASSERTION_TYPE, ClientKey};
 use super::oidc::{self, Endpoints, WardClaimsSet, WardClient, WardTokenResponse};
 use super::session::{self, BINDING_COOKIE, SESSION_COOKIE};
 use crate::http::AppState;
@@ -134,18 +135,35 @@ pub async fn take(
 }
 
 /// Exchanges the code (with the PKCE verifier; a confidential client authenticates with its
-/// secret) and validates the id_token.
+/// secret, or with a JWT signed by `key`) and validates the id_token.
 pub async fn exchange(
     state: &AppState,
     client: &WardClient,
     endpoints: &Endpoints,
     request: &AuthRequest,
     code: Option<&str>,
+    key: Option<&ClientKey>,
 ) -> Result<(WardTokenResponse, WardClaimsSet), LaunchError> {
     let code = code.ok_or(LaunchError::Missing("code"))?;
-    let token = client
+    let mut exchange = client
         .exchange_code(AuthorizationCode::new(code.to_string()))
-        .set_pkce_verifier(PkceCodeVerifier::new(request.pkce_verifier.clone()))
+        .set_pkce_verifier(PkceCodeVerifier::new(request.pkce_verifier.clone()));
+    if let Some(key) = key {
+        let mut jti = [0u8; 16];
+        rand::rng().fill_bytes(&mut jti);
+        let jwt = key
+            .assertion(
+                client.client_id(),
+                endpoints.token.as_str(),
+                state.clock.now(),
+                &hex::encode(jti),
+            )
+            .map_err(LaunchError::Provider)?;
+        exchange = exchange
+            .add_extra_param("client_assertion_type", ASSERTION_TYPE)
+            .add_extra_param("client_assertion", jwt);
+    }
+    let token = exchange
         .request_async(state.providers.http())
         .await
         .map_err(|e| LaunchError::Provider(format!("the code exchange failed: {}", token_error(&e))))?;

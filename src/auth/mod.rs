@@ -5,6 +5,7 @@
 //! token is shown once when issued. Browser sessions ([`session`], after OIDC sign-in or a SMART
 //! launch) are tokens too, held in an HttpOnly cookie, and produce the same [`Principal`].
 
+pub mod assertion;
 pub mod flow;
 pub mod oidc;
 pub mod session;

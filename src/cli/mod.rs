@@ -179,7 +179,12 @@ async fn run_demo(config: Option<&PathBuf>, mut args: ServeArgs) -> anyhow::Resu
     }
     telemetry::init_logging(cfg.log_format, &cfg.log_level);
     demo::configure(&mut cfg)?;
-    let ehr_addr = std::net::SocketAddr::new(cfg.http_addr.ip(), 0);
+    // The mock EHR sits ten ports above Wardline (8090 by default).
+    let ehr_port = match cfg.http_addr.port() {
+        0 => 0,
+        p => p.saturating_add(10),
+    };
+    let ehr_addr = std::net::SocketAddr::new(cfg.http_addr.ip(), ehr_port);
     let ehr = demo::ehr::start(&mut cfg, ehr_addr).await?;
     let data_dir = cfg.data_dir.clone();
     let db = Secret::new(cfg.database_url());
@@ -191,7 +196,7 @@ async fn run_demo(config: Option<&PathBuf>, mut args: ServeArgs) -> anyhow::Resu
     let mllp = app.mllp_addr();
     println!("Wardline demo running at {url}");
     println!(
-        "  Launch from the EHR: {}/   (a mock EHR; open a chart, Wardline opens inside it; docs/smart.md)",
+        "  Launch from the EHR: {}/   (mock EHR: open a chart and Wardline launches inside it; docs/smart.md)",
         ehr.base()
     );
     if let Some(mllp) = mllp {

@@ -14,19 +14,23 @@ use crate::smart::config::TrustedIssuer;
 /// The client id the demo EHR knows Wardline by (a public client: PKCE, no secret).
 pub const CLIENT_ID: &str = "wardline-demo";
 
-/// Starts the mock EHR on `addr` and trusts it in `cfg`.
+/// Starts the mock EHR on `addr` (any free port if that one is taken) and trusts it in `cfg`.
 pub async fn start(
     cfg: &mut crate::config::Config,
     addr: std::net::SocketAddr,
 ) -> anyhow::Result<Arc<MockEhr>> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the demo EHR to {addr}"))?;
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        // The usual port is taken: any free one will do (the demo prints it).
+        Err(_) => tokio::net::TcpListener::bind((addr.ip(), 0))
+            .await
+            .with_context(|| format!("binding the demo EHR to {}", addr.ip()))?,
+    };
     let ehr = MockEhr::serve(listener)?;
     cfg.smart.issuers.push(TrustedIssuer {
         iss: ehr.iss(),
         client_id: CLIENT_ID.into(),
-        client_secret: None,
+        ..Default::default()
     });
     cfg.smart.join_on_launch = true;
     if cfg.smart.contact.is_none() {
@@ -43,6 +47,7 @@ pub fn seed(ehr: &MockEhr, wardline: &str) -> anyhow::Result<()> {
         id: CLIENT_ID.into(),
         secret: None,
         redirect_uri: format!("{}/smart/callback", wardline.trim_end_matches('/')),
+        jwks_url: None,
     });
     for u in fx
         .users

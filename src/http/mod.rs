@@ -126,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .route("/hl7", post(hl7::receive))
         .route("/smart/launch", get(crate::smart::launch::launch))
         .route("/smart/callback", get(crate::smart::launch::callback))
+        .route("/smart/jwks.json", get(crate::smart::launch::jwks))
         .route("/auth/login", get(signin::login))
         .route("/auth/callback", get(signin::callback))
         .route("/auth/logout", post(signin::logout))

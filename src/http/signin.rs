@@ -123,7 +123,8 @@ pub async fn callback(
     let result = async {
         let request = flow::take(&state, &headers, &q, "oidc").await?;
         let (endpoints, client) = provider(&state, &headers).await?;
-        let (_, claims) = flow::exchange(&state, &client, &endpoints, &request, q.code.as_deref()).await?;
+        let (_, claims) =
+            flow::exchange(&state, &client, &endpoints, &request, q.code.as_deref(), None).await?;
         let subject = claims.subject().as_str();
         let preferred = claims.preferred_username().map(|u| u.as_str());
         let mut tx = state.store.begin().await.map_err(Error::from)?;
@@ -150,6 +151,7 @@ async fn sign_in_failed(
     actor: Option<uuid::Uuid>,
     source: Option<&str>,
 ) -> Response {
+    let e = crate::smart::pages::spend_failure(state, source, e);
     let event = Event::new(actor, "auth.login", "user", actor.map(|a| a.to_string()))
         .from_source(source)
         .failed()

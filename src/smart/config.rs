@@ -1,8 +1,11 @@
 //! What a site configures for SMART EHR launch: which EHRs may launch Wardline (each with the
 //! client registration it gave Wardline) and how the launched patient is matched.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
+use crate::auth::assertion::ClientKey;
 use crate::config::Secret;
 
 /// The `smart` section.
@@ -46,4 +49,19 @@ pub struct TrustedIssuer {
     /// Set for a confidential client (sent with HTTP Basic at the token endpoint); absent for a
     /// public client, which relies on PKCE alone.
     pub client_secret: Option<Secret>,
+    /// For an asymmetric confidential client (`private_key_jwt`): Wardline's PKCS#1 RSA private
+    /// key; the public half is served at `/smart/jwks.json` for the EHR. Wins over the secret.
+    pub client_key_file: Option<PathBuf>,
+    /// The `kid` of that key (default `wardline-1`).
+    pub client_key_id: Option<String>,
+}
+
+impl TrustedIssuer {
+    /// The `private_key_jwt` key, when one is configured.
+    pub fn client_key(&self) -> Result<Option<ClientKey>, String> {
+        self.client_key_file
+            .as_deref()
+            .map(|path| ClientKey::load(path, self.client_key_id.as_deref().unwrap_or("wardline-1")))
+            .transpose()
+    }
 }

@@ -145,6 +145,7 @@ pub async fn open(
                 enc,
                 number,
                 &ehr,
+                patient["gender"].as_str(),
                 ours.as_ref().map(|(mrn, _)| mrn.as_str()),
             )
             .await?
@@ -264,6 +265,7 @@ async fn create_encounter(
     encounter: &Value,
     visit: &str,
     ehr: &Identity,
+    gender: Option<&str>,
     known_mrn: Option<&str>,
 ) -> Result<String, LaunchError> {
     let cfg = &state.config.hl7;
@@ -294,7 +296,9 @@ async fn create_encounter(
                 family: ehr.family.clone(),
                 given: ehr.given.clone(),
                 birth_date: ehr.birth_date.clone(),
-                sex: None,
+                sex: gender
+                    .filter(|g| ["male", "female", "other", "unknown"].contains(g))
+                    .map(str::to_string),
             },
         },
     };

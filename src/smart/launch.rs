@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::config::TrustedIssuer;
 use super::context::{self, Basis};
-use super::pages::LaunchError;
+use super::pages::{LaunchError, spend_failure};
 use super::patient::practitioner_id;
 use crate::audit::Event;
 use crate::auth::flow::{self, Callback};
@@ -65,13 +65,38 @@ async fn client_for(
         .smart(&trusted.iss)
         .await
         .map_err(|e| LaunchError::Provider(e.to_string()))?;
+    // With private_key_jwt the client has no secret: it signs an assertion per exchange instead.
+    let secret = trusted
+        .client_secret
+        .as_ref()
+        .filter(|_| trusted.client_key_file.is_none());
     let client = oidc::client(
         &endpoints,
         &trusted.client_id,
-        trusted.client_secret.as_ref(),
+        secret,
         redirect_uri(state, headers)?,
     );
     Ok((trusted, endpoints, client))
+}
+
+/// Wardline's public keys for `private_key_jwt`, to register at the EHRs (JWKS).
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let mut keys: Vec<Value> = Vec::new();
+    for issuer in &state.config.smart.issuers {
+        match issuer.client_key() {
+            Ok(Some(key)) => {
+                let mut jwk = serde_json::to_value(key.public()).unwrap_or_default();
+                jwk["alg"] = json!("RS384");
+                jwk["use"] = json!("sig");
+                if !keys.iter().any(|k| k["kid"] == jwk["kid"]) {
+                    keys.push(jwk);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "a configured SMART client key cannot be read"),
+        }
+    }
+    axum::Json(json!({ "keys": keys })).into_response()
 }
 
 /// Step 1–3: check `iss`, discover, send the browser to the EHR's authorization endpoint.
@@ -140,7 +165,16 @@ async fn complete(
     let request = flow::take(state, headers, q, "smart").await?;
     attempt.iss = Some(request.issuer.clone());
     let (trusted, endpoints, client) = client_for(state, headers, &request.issuer).await?;
-    let (token, claims) = flow::exchange(state, &client, &endpoints, &request, q.code.as_deref()).await?;
+    let key = trusted.client_key().map_err(LaunchError::Provider)?;
+    let (token, claims) = flow::exchange(
+        state,
+        &client,
+        &endpoints,
+        &request,
+        q.code.as_deref(),
+        key.as_ref(),
+    )
+    .await?;
     let fhir_user = claims
         .additional_claims()
         .fhir_user
@@ -240,6 +274,7 @@ async fn fetch(
 
 /// Audits a failed launch (reason codes only) and shows the page.
 async fn failed(state: &AppState, e: LaunchError, attempt: Attempt, source: Option<&str>) -> Response {
+    let e = spend_failure(state, source, e);
     let mut detail = json!({"reason": e.code(), "iss": attempt.iss});
     if let LaunchError::Mismatch(refusal) = &e {
         detail["refusal"] = json!(refusal);

@@ -58,6 +58,9 @@ pub enum LaunchError {
     /// Not a member and joining on launch is off.
     #[error("you are not on this patient's care team in Wardline")]
     NotMember,
+    /// Too many failed sign-ins from this address (SPEC §8 rate limits).
+    #[error("too many failed sign-in attempts from this address; wait a minute")]
+    TooMany,
     /// Storage failed.
     #[error("internal error")]
     Internal(#[from] crate::error::Error),
@@ -83,6 +86,7 @@ impl LaunchError {
             Self::Mismatch(_) => "patient-match-failure",
             Self::NoRoom => "no-room",
             Self::NotMember => "not-member",
+            Self::TooMany => "rate-limited",
             Self::Internal(_) => "internal",
         }
     }
@@ -100,6 +104,7 @@ impl LaunchError {
             Self::IdToken(_) => StatusCode::UNAUTHORIZED,
             Self::NoProvider | Self::NoRoom | Self::NoPatientContext => StatusCode::NOT_FOUND,
             Self::Provider(_) | Self::EhrData(_) => StatusCode::BAD_GATEWAY,
+            Self::TooMany => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -140,6 +145,16 @@ impl LaunchError {
             HeaderValue::from_static("text/html; charset=utf-8"),
         );
         resp
+    }
+}
+
+/// Spends one failure from the client address's budget (shared with bearer-token failures);
+/// once it is spent, the answer is [`LaunchError::TooMany`] instead of the page.
+pub fn spend_failure(state: &crate::http::AppState, source: Option<&str>, e: LaunchError) -> LaunchError {
+    let ip: Option<std::net::IpAddr> = source.and_then(|s| s.parse().ok());
+    match ip {
+        Some(ip) if state.auth_failures.check_key(&ip).is_err() => LaunchError::TooMany,
+        _ => e,
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::helpers::Backend;
-use crate::smart_support::{NPI, env};
+use crate::smart_support::{Client, NPI, env};
 
 const NURSE_NPI: &str = "1245319599";
 
@@ -25,7 +25,7 @@ async fn two_clinicians_launch_from_the_chart_and_talk() {
         std::path::Path::new(&chromium).exists(),
         "Chromium is not installed at {chromium}: apt-get install chromium (as .ci/run does)"
     );
-    let env = env(Backend::Sqlite, false, |_| {}).await;
+    let env = env(Backend::Sqlite, Client::Secret, |_| {}).await;
     env.app
         .user_from(json!({"username": "rn.smart", "display_name": "Nurse Smart", "roles": ["clinician"], "npi": NURSE_NPI}))
         .await;

@@ -24,7 +24,7 @@ fn session_cookie(page: &Page) -> Option<&String> {
 }
 
 async fn happy_path(backend: Backend) {
-    let env = env(backend, false, |_| {}).await;
+    let env = env(backend, Client::Secret, |_| {}).await;
     let base = env.app.base.clone();
     let mut b = Browser::new();
     let (_, page) = launch(&mut b, &env, ctx("p1", Some("e1")), "allow").await;
@@ -125,7 +125,7 @@ async fn happy_path(backend: Backend) {
 }
 
 async fn refusals(backend: Backend) {
-    let env = env(backend, false, |_| {}).await;
+    let env = env(backend, Client::Secret, |_| {}).await;
     let base = env.app.base.clone();
     // Same MRN, another birth date: refused, audited, nothing shown, no session.
     env.ehr.put(ehr_patient("p2", "S-1", Some("1961-07-05")));
@@ -234,7 +234,7 @@ async fn refusals(backend: Backend) {
 }
 
 async fn room_from_ehr_public_client_without_kid(backend: Backend) {
-    let env = env(backend, true, |_| {}).await;
+    let env = env(backend, Client::Public, |_| {}).await;
     env.ehr.set_behaviour(Behaviour { omit_kid: true });
     // A patient and encounter no ADT has announced.
     let mut p = ehr_patient("p9", "N-9", Some("1984-02-29"));
@@ -286,6 +286,7 @@ async fn standalone_sign_in_and_idle_timeout(backend: Backend) {
         id: "wardline-sso".into(),
         secret: None,
         redirect_uri: format!("{}/auth/callback", app.base),
+        jwks_url: None,
     });
     idp.practitioner("nurse.sso", "Nurse SSO");
     app.user("nurse.sso", &["clinician"]).await;
@@ -323,6 +324,46 @@ async fn standalone_sign_in_and_idle_timeout(backend: Backend) {
     app.stop().await;
 }
 
+async fn private_key_jwt_client(backend: Backend) {
+    let env = env(backend, Client::KeyJwt, |_| {}).await;
+    // The JWKS the EHR registers carries the public half only.
+    let jwks: Value = reqwest::get(format!("{}/smart/jwks.json", env.app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(
+        (key["kty"].as_str(), key["kid"].as_str(), key["alg"].as_str()),
+        (Some("RSA"), Some("wardline-1"), Some("RS384"))
+    );
+    assert!(key.get("d").is_none() && key.get("p").is_none(), "{jwks}");
+    // The mock EHR only issues a token to a client whose assertion verifies against that JWKS.
+    let (_, page) = launch(&mut Browser::new(), &env, ctx("p1", Some("e1")), "allow").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location.unwrap(), format!("/app/#room={}", env.room));
+    env.app.stop().await;
+}
+
+async fn failures_are_rate_limited(backend: Backend) {
+    let env = env(backend, Client::Secret, |cfg| {
+        cfg.limits.auth_failures_per_minute = 2
+    })
+    .await;
+    let url = format!(
+        "{}/smart/launch?iss={}&launch=x",
+        env.app.base,
+        urlencode("https://evil.example/fhir")
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(Browser::new().get(&url).await.status.as_u16());
+    }
+    assert_eq!(statuses, [403, 403, 429, 429]);
+    env.app.stop().await;
+}
+
 macro_rules! on_both {
     ($($name:ident),+) => {$(
         mod $name {
@@ -336,7 +377,9 @@ macro_rules! on_both {
 
 on_both!(
     happy_path,
+    private_key_jwt_client,
     refusals,
     room_from_ehr_public_client_without_kid,
-    standalone_sign_in_and_idle_timeout
+    standalone_sign_in_and_idle_timeout,
+    failures_are_rate_limited
 );

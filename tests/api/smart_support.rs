@@ -21,6 +21,17 @@ pub const SECRET: &str = "test-client-secret";
 /// The NPI the EHR knows the clinician by (its Practitioner id).
 pub const NPI: &str = "1999999996";
 
+/// How Wardline authenticates at the EHR's token endpoint.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    /// Client secret (HTTP Basic).
+    Secret,
+    /// No authentication: PKCE only.
+    Public,
+    /// `private_key_jwt`: a JWT signed by Wardline's key, checked against `/smart/jwks.json`.
+    KeyJwt,
+}
+
 pub struct Env {
     pub app: TestApp,
     pub ehr: Arc<MockEhr>,
@@ -29,17 +40,25 @@ pub struct Env {
     pub room: String,
 }
 
-/// Wardline (trusting the mock EHR as a confidential client; `public` makes it a public one)
+/// Wardline (trusting the mock EHR, registered there as `client`)
 /// with a patient (MRN S-1, born 1961-07-04, visit FV-1) that arrived over FHIR, and the mock EHR
 /// holding the same patient as Patient/p1 and Encounter/e1.
-pub async fn env(backend: Backend, public: bool, change: impl FnOnce(&mut wardline::config::Config)) -> Env {
+pub async fn env(
+    backend: Backend,
+    client: Client,
+    change: impl FnOnce(&mut wardline::config::Config),
+) -> Env {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let iss = format!("http://{}/fhir", listener.local_addr().unwrap());
     let app = spawn_app_with(backend, |cfg| {
         cfg.smart.issuers.push(TrustedIssuer {
             iss: iss.clone(),
             client_id: CLIENT.into(),
-            client_secret: (!public).then(|| Secret::new(SECRET)),
+            client_secret: (client == Client::Secret).then(|| Secret::new(SECRET)),
+            client_key_file: (client == Client::KeyJwt).then(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/smart/test-client-key.pem")
+            }),
+            client_key_id: None,
         });
         cfg.smart.join_on_launch = true;
         cfg.smart.contact = Some("the HIM desk at ext. 4000".into());
@@ -50,8 +69,9 @@ pub async fn env(backend: Backend, public: bool, change: impl FnOnce(&mut wardli
     ehr.set_wardline(&app.base);
     ehr.register(MockClient {
         id: CLIENT.into(),
-        secret: (!public).then(|| SECRET.to_string()),
+        secret: (client == Client::Secret).then(|| SECRET.to_string()),
         redirect_uri: format!("{}/smart/callback", app.base),
+        jwks_url: (client == Client::KeyJwt).then(|| format!("{}/smart/jwks.json", app.base)),
     });
     ehr.practitioner(NPI, "Dr. Smart Test");
     ehr.put(ehr_patient("p1", "S-1", Some("1961-07-04")));

@@ -34,7 +34,7 @@ const KEYS: [&str; 2] = [
 ];
 
 /// A client registered at the mock EHR.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct MockClient {
     /// Client id.
     pub id: String,
@@ -42,6 +42,8 @@ pub struct MockClient {
     pub secret: Option<String>,
     /// Allowed redirect URI.
     pub redirect_uri: String,
+    /// Where an asymmetric confidential client (`private_key_jwt`) publishes its keys.
+    pub jwks_url: Option<String>,
 }
 
 /// What the EHR has open when it launches the app.
@@ -84,6 +86,7 @@ struct Data {
     pending: HashMap<String, Pending>,
     codes: HashMap<String, Code>,
     tokens: HashMap<String, LaunchCtx>,
+    assertion_ids: std::collections::HashSet<String>,
 }
 
 /// Knobs tests turn.

@@ -16,7 +16,13 @@ pub(super) struct ChartQuery {
 pub(super) async fn index(State(ehr): Ehr) -> Html<String> {
     let data = ehr.data();
     let mut rows = String::new();
-    for (key, r) in data.resources.iter().filter(|(k, _)| k.starts_with("Encounter/")) {
+    let mut encounters: Vec<_> = data
+        .resources
+        .iter()
+        .filter(|(k, _)| k.starts_with("Encounter/"))
+        .collect();
+    encounters.sort_by_key(|(k, _)| k.as_str());
+    for (key, r) in encounters {
         let patient = r["subject"]["reference"]
             .as_str()
             .unwrap_or("")
@@ -24,7 +30,12 @@ pub(super) async fn index(State(ehr): Ehr) -> Html<String> {
         let name = data
             .resources
             .get(&format!("Patient/{patient}"))
-            .and_then(|p| p["name"][0]["text"].as_str().map(str::to_string))
+            .map(|p| {
+                let name = p["name"][0]["text"].as_str().unwrap_or_default();
+                let born = p["birthDate"].as_str().unwrap_or("?");
+                let mrn = p["identifier"][0]["value"].as_str().unwrap_or("?");
+                format!("{name} (born {born}, MRN {mrn})")
+            })
             .unwrap_or_default();
         for (pid, pname) in &data.practitioners {
             rows.push_str(&format!(
@@ -213,6 +224,8 @@ pub(super) struct TokenForm {
     redirect_uri: Option<String>,
     code_verifier: Option<String>,
     client_id: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
 }
 
 fn token_error(code: &str) -> Response {
@@ -244,9 +257,63 @@ fn client_of(headers: &HeaderMap, form: &TokenForm, clients: &[MockClient]) -> O
         }
         None => clients
             .iter()
-            .find(|c| Some(&c.id) == form.client_id.as_ref() && c.secret.is_none())
+            .find(|c| Some(&c.id) == form.client_id.as_ref() && c.secret.is_none() && c.jwks_url.is_none())
             .cloned(),
     }
+}
+
+/// The client a `private_key_jwt` assertion proves: signed by a key in the client's JWKS, about
+/// itself, for this token endpoint, unexpired and never seen before.
+async fn asymmetric_client(
+    ehr: &MockEhr,
+    f: &TokenForm,
+    jwt: &str,
+    clients: &[MockClient],
+) -> Option<MockClient> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use openidconnect::JsonWebKey;
+    use openidconnect::core::CoreJsonWebKey;
+    if f.client_assertion_type.as_deref() != Some(crate::auth::assertion::ASSERTION_TYPE) {
+        return None;
+    }
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [header, claims, signature] = parts.as_slice() else {
+        return None;
+    };
+    let decode =
+        |part: &str| -> Option<Value> { serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok() };
+    let (head, body) = (decode(header)?, decode(claims)?);
+    let client = clients
+        .iter()
+        .find(|c| Some(c.id.as_str()) == body["iss"].as_str() && c.jwks_url.is_some())?
+        .clone();
+    let fresh = body["exp"].as_i64()? > chrono::Utc::now().timestamp();
+    if body["sub"] != body["iss"] || body["aud"].as_str() != Some(&format!("{}/token", ehr.base)) || !fresh {
+        return None;
+    }
+    if !ehr.data().assertion_ids.insert(body["jti"].as_str()?.to_string()) {
+        return None;
+    }
+    let jwks: Value = reqwest::get(client.jwks_url.as_deref()?)
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let key = jwks["keys"]
+        .as_array()?
+        .iter()
+        .find(|k| k["kid"] == head["kid"])?;
+    let key: CoreJsonWebKey = serde_json::from_value(key.clone()).ok()?;
+    let alg = match head["alg"].as_str()? {
+        "RS384" => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+        "RS256" => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        _ => return None,
+    };
+    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    key.verify_signature(&alg, format!("{header}.{claims}").as_bytes(), &signature)
+        .ok()?;
+    Some(client)
 }
 
 /// The code exchange.
@@ -254,10 +321,15 @@ pub(super) async fn token(State(ehr): Ehr, headers: HeaderMap, Form(f): Form<Tok
     if f.grant_type.as_deref() != Some("authorization_code") {
         return token_error("unsupported_grant_type");
     }
-    let mut data = ehr.data();
-    let Some(client) = client_of(&headers, &f, &data.clients) else {
+    let clients = ehr.data().clients.clone();
+    let client = match &f.client_assertion {
+        Some(jwt) => asymmetric_client(&ehr, &f, jwt, &clients).await,
+        None => client_of(&headers, &f, &clients),
+    };
+    let Some(client) = client else {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
     };
+    let mut data = ehr.data();
     let Some(code) = f.code.as_ref().and_then(|c| data.codes.get_mut(c)) else {
         return token_error("invalid_grant");
     };
