@@ -217,6 +217,8 @@ async fn complete(
         Basis::CreatedFromEhr => json!({"created_from_ehr": true}),
     };
     let events = [
+        who.event("auth.login", "user", user.id)
+            .with_detail(json!({"method": "smart", "iss": trusted.iss})),
         who.event("patient-match", "room", opened.room_id)
             .with_detail(basis),
         who.event("smart.launch", "room", opened.room_id)

@@ -94,6 +94,13 @@ async fn happy_path(backend: Backend) {
     let matched = audit_actions(&env, "patient-match").await;
     assert_eq!(matched.len(), 1);
     assert_eq!(matched[0].1["identifiers"], json!(["mrn", "birth_date"]));
+    let logins = audit_actions(&env, "auth.login").await;
+    assert!(
+        logins
+            .iter()
+            .any(|(o, d)| o == "success" && d["method"] == "smart"),
+        "{logins:?}"
+    );
     let launches = audit_actions(&env, "smart.launch").await;
     assert_eq!(launches.last().unwrap().0, "success");
     let text = format!("{matched:?}{launches:?}");
@@ -320,7 +327,6 @@ async fn standalone_sign_in_and_idle_timeout(backend: Backend) {
         .api(Method::GET, &format!("{}/api/v1/session", app.base), None, None)
         .await;
     assert_eq!(idle.status(), StatusCode::UNAUTHORIZED);
-    // Without a configured provider there is no sign-in at all.
     app.stop().await;
 }
 
@@ -364,6 +370,32 @@ async fn failures_are_rate_limited(backend: Backend) {
     env.app.stop().await;
 }
 
+async fn session_ends_at_the_absolute_timeout(backend: Backend) {
+    let env = env(backend, Client::Secret, |cfg| {
+        cfg.session.absolute_timeout_secs = 2
+    })
+    .await;
+    let mut b = Browser::new();
+    let (_, page) = launch(&mut b, &env, ctx("p1", Some("e1")), "allow").await;
+    assert!(
+        session_cookie(&page).unwrap().contains("Max-Age=2"),
+        "{:?}",
+        page.set_cookies
+    );
+    let url = format!("{}/api/v1/session", env.app.base);
+    assert_eq!(
+        b.api(Method::GET, &url, None, None).await.status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // However recently used, the session is over (the cookie is replayed on purpose).
+    assert_eq!(
+        b.api(Method::GET, &url, None, None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    env.app.stop().await;
+}
+
 macro_rules! on_both {
     ($($name:ident),+) => {$(
         mod $name {
@@ -381,5 +413,6 @@ on_both!(
     refusals,
     room_from_ehr_public_client_without_kid,
     standalone_sign_in_and_idle_timeout,
-    failures_are_rate_limited
+    failures_are_rate_limited,
+    session_ends_at_the_absolute_timeout
 );
