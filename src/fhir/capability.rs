@@ -37,6 +37,10 @@ pub fn statement(base: &str, software_version: &str) -> Value {
                 "interaction": interactions(k).iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
                 "searchParam": params,
             });
+            let includes = super::include::supported(k);
+            if !includes.is_empty() {
+                r["searchInclude"] = json!(includes);
+            }
             r["readHistory"] = json!(false);
             r["updateCreate"] = json!(false);
             r["conditionalCreate"] = json!(interactions(k).contains(&"create"));

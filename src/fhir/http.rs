@@ -11,7 +11,7 @@ use wardline_fhir_wire::Kind;
 use super::outcome::{FhirError, FhirResult, fhir_response};
 use super::request::FhirRequest;
 use super::scopes::{Context, Op};
-use super::{resources, search};
+use super::{include, resources, search};
 use crate::audit::Event;
 use crate::http::AppState;
 use crate::store::fhir::Page;
@@ -110,16 +110,33 @@ pub async fn search_type(
             return Err(e);
         }
     };
-    let found = find(&state, &req, kind, context, &req.params, req.strict).await?;
-    state
-        .audit
-        .record(event.with_detail(json!({"parameters": names, "total": found.total})))
-        .await?;
-    Ok(fhir_response(StatusCode::OK, bundle(&req.base, kind, found)))
+    let (pairs, includes) = include::split(kind, &req.params, req.strict)?;
+    let mut found = find(&state, &req, kind, context, &pairs, req.strict).await?;
+    // Included resources are fetched as the caller may read them; what they may not read is
+    // left out, as a read would have refused it.
+    let mut included = Vec::new();
+    for (target, id) in include::references(&found.resources, &includes) {
+        if let Ok(ctx) = req.allowed(target, Op::Read)
+            && let Ok(resource) = find_by_id(&state, &req, target, ctx, &id).await
+        {
+            included.push(resource);
+        }
+    }
+    found.applied.extend(
+        includes
+            .iter()
+            .map(|i| ("_include".to_string(), i.name.to_string())),
+    );
+    let detail = json!({"parameters": names, "total": found.total, "included": included.len()});
+    state.audit.record(event.with_detail(detail)).await?;
+    Ok(fhir_response(
+        StatusCode::OK,
+        bundle(&req.base, kind, found, included),
+    ))
 }
 
-/// A searchset Bundle for one page.
-pub fn bundle(base: &str, kind: Kind, found: Found) -> Value {
+/// A searchset Bundle for one page, with the `_include`d resources after the matches.
+pub fn bundle(base: &str, kind: Kind, found: Found, included: Vec<Value>) -> Value {
     let link = |offset: u32| {
         let mut pairs = found.applied.clone();
         pairs.retain(|(k, _)| k != "_count");
@@ -135,13 +152,19 @@ pub fn bundle(base: &str, kind: Kind, found: Found) -> Value {
     if i64::from(next) < found.total {
         links.push(json!({"relation": "next", "url": link(next)}));
     }
+    let entry = |r: Value, mode: &str| {
+        let url = format!(
+            "{base}/{}/{}",
+            r["resourceType"].as_str().unwrap_or_default(),
+            r["id"].as_str().unwrap_or_default()
+        );
+        json!({"fullUrl": url, "resource": r, "search": {"mode": mode}})
+    };
     let entry: Vec<Value> = found
         .resources
         .into_iter()
-        .map(|r| {
-            let id = r["id"].as_str().unwrap_or_default().to_string();
-            json!({"fullUrl": format!("{base}/{}/{id}", kind.as_str()), "resource": r, "search": {"mode": "match"}})
-        })
+        .map(|r| entry(r, "match"))
+        .chain(included.into_iter().map(|r| entry(r, "include")))
         .collect();
     let mut out = json!({
         "resourceType": "Bundle",

@@ -9,6 +9,7 @@
 pub mod capability;
 pub mod dates;
 pub mod http;
+pub mod include;
 pub mod input;
 pub mod outcome;
 pub mod request;

@@ -117,6 +117,59 @@ async fn fhir_reads_and_searches(app: &TestApp) {
     assert_eq!(by_unit["total"], 1);
     served.push(encs);
 
+    // `_include`: the patient and the practitioners come along, marked as included.
+    let (status, with) = fhir_get(
+        app,
+        Some(&engine.token),
+        &format!("Encounter?patient=Patient/{pid}&_include=Encounter:subject&_include=Encounter:participant"),
+        &[],
+    )
+    .await;
+    assert_eq!((status, &with["total"]), (200, &serde_json::json!(1)), "{with}");
+    let list = with["entry"].as_array().unwrap();
+    let included: Vec<String> = list
+        .iter()
+        .filter(|e| e["search"]["mode"] == "include")
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["resource"]["resourceType"].as_str().unwrap(),
+                e["resource"]["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(included.contains(&format!("Patient/{pid}")), "{included:?}");
+    assert!(included.contains(&attending), "{included:?}");
+    assert!(
+        list.iter()
+            .all(|e| e["fullUrl"].as_str().unwrap().ends_with(&format!(
+                "{}/{}",
+                e["resource"]["resourceType"].as_str().unwrap(),
+                e["resource"]["id"].as_str().unwrap()
+            )))
+    );
+    assert!(
+        with["link"][0]["url"]
+            .as_str()
+            .unwrap()
+            .contains("_include=Encounter%3Asubject"),
+        "{with}"
+    );
+    let strict = [("prefer", "handling=strict")];
+    let (status, oo) = fhir_get(
+        app,
+        Some(&engine.token),
+        "Encounter?_include=Encounter:location",
+        &strict,
+    )
+    .await;
+    assert_eq!(
+        (status, oo["resourceType"].as_str()),
+        (400, Some("OperationOutcome")),
+        "{oo}"
+    );
+    served.extend([with, oo]);
+
     // The room as a CareTeam; its messages (the feed's system notes and a clinician's message).
     let (_, teams) = fhir_get(
         app,
