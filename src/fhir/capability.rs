@@ -17,7 +17,8 @@ pub fn interactions(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Patient | Kind::Encounter | Kind::Practitioner => &["read", "search-type", "create", "update"],
         Kind::Communication => &["read", "search-type", "create"],
-        Kind::CareTeam | Kind::PractitionerRole | Kind::AuditEvent => &["read", "search-type"],
+        Kind::PractitionerRole => &["read", "search-type", "create", "update", "delete"],
+        Kind::CareTeam | Kind::AuditEvent => &["read", "search-type"],
         _ => &[],
     }
 }
@@ -65,6 +66,7 @@ pub fn statement(base: &str, software_version: &str) -> Value {
                 "description": "OAuth2 bearer tokens; SMART v2 scopes.",
             },
             "resource": resources,
+            "interaction": [{"code": "transaction", "documentation": "A Bundle of PractitionerRole creates replaces each named service's on-call period atomically."}],
         }],
     })
 }

@@ -18,6 +18,7 @@ pub mod scopes;
 pub mod search;
 pub mod write;
 pub mod write_adt;
+pub mod write_roster;
 
 use axum::Router;
 use axum::routing::get;
@@ -27,9 +28,13 @@ use crate::http::AppState;
 /// The routes under `/fhir`; unknown paths and methods answer with an OperationOutcome.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/", axum::routing::post(write_roster::transaction))
         .route("/metadata", get(capability::metadata))
         .route("/{type}", get(http::search_type).post(write::create))
-        .route("/{type}/{id}", get(http::read).put(write::update))
+        .route(
+            "/{type}/{id}",
+            get(http::read).put(write::update).delete(write_roster::delete),
+        )
         .fallback(unknown_path)
         .method_not_allowed_fallback(unsupported_method)
 }

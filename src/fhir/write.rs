@@ -29,11 +29,16 @@ pub struct Written {
     pub resource: Value,
     /// 201 rather than 200.
     pub created: bool,
+    /// An OperationOutcome about the write (the roster report), returned instead of the
+    /// resource when the client sends `Prefer: return=OperationOutcome`.
+    pub outcome: Option<Value>,
 }
 
 fn writable(name: &str, op: Op) -> FhirResult<Kind> {
     match (Kind::parse(name), op) {
-        (Some(k @ (Kind::Patient | Kind::Encounter | Kind::Practitioner)), _) => Ok(k),
+        (Some(k @ (Kind::Patient | Kind::Encounter | Kind::Practitioner | Kind::PractitionerRole)), _) => {
+            Ok(k)
+        }
         (Some(Kind::Communication), Op::Create) => Ok(Kind::Communication),
         (Some(_), _) => Err(FhirError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -48,8 +53,8 @@ fn writable(name: &str, op: Op) -> FhirResult<Kind> {
     }
 }
 
-/// Reads the body as the expected resource type, refusing other media types with 415.
-fn body(kind: Kind, headers: &HeaderMap, bytes: &[u8]) -> FhirResult<Value> {
+/// Refuses bodies that are not FHIR JSON with 415.
+pub fn check_media_type(headers: &HeaderMap) -> FhirResult<()> {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -62,7 +67,32 @@ fn body(kind: Kind, headers: &HeaderMap, bytes: &[u8]) -> FhirResult<Value> {
             "send the resource as application/fhir+json",
         ));
     }
+    Ok(())
+}
+
+/// Reads the body as the expected resource type, refusing other media types with 415.
+fn body(kind: Kind, headers: &HeaderMap, bytes: &[u8]) -> FhirResult<Value> {
+    check_media_type(headers)?;
     Ok(from_wire(kind, bytes)?)
+}
+
+/// Whether the client asked for the OperationOutcome rather than the resource.
+fn wants_outcome(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split([',', ';'])
+                .any(|p| p.trim().eq_ignore_ascii_case("return=OperationOutcome"))
+        })
+}
+
+/// A PractitionerRole write, with its roster report kept for the answer.
+async fn shift(state: &AppState, req: &FhirRequest, v: &Value, id: Option<&str>) -> FhirResult<Written> {
+    let (mut written, outcome) = super::write_roster::put(state, req, v, id).await?;
+    written.outcome = Some(outcome);
+    Ok(written)
 }
 
 /// `POST [base]/{type}`.
@@ -81,17 +111,19 @@ pub async fn create(
             return Ok(Written {
                 resource: existing,
                 created: false,
+                outcome: None,
             });
         }
         match kind {
             Kind::Patient => write_adt::patient(&state, &req, &value, None).await,
             Kind::Encounter => write_adt::encounter(&state, &req, &value, None).await,
             Kind::Communication => communication(&state, &req, context, &value).await,
+            Kind::PractitionerRole => shift(&state, &req, &value, None).await,
             _ => practitioner(&state, &req, &value, None).await,
         }
     }
     .await;
-    respond(&state, &req, kind, "fhir.create", result).await
+    respond(&state, &req, kind, "fhir.create", result, wants_outcome(&headers)).await
 }
 
 /// `PUT [base]/{type}/{id}`: the body's `id` must be the URL's; the resource must exist (ids are
@@ -117,11 +149,12 @@ pub async fn update(
         match kind {
             Kind::Patient => write_adt::patient(&state, &req, &value, Some(&id)).await,
             Kind::Encounter => write_adt::encounter(&state, &req, &value, Some(&id)).await,
+            Kind::PractitionerRole => shift(&state, &req, &value, Some(&id)).await,
             _ => practitioner(&state, &req, &value, Some(&id)).await,
         }
     }
     .await;
-    respond(&state, &req, kind, "fhir.update", result).await
+    respond(&state, &req, kind, "fhir.update", result, wants_outcome(&headers)).await
 }
 
 /// Audits the attempt and answers: 201 with `Location` for new resources, 200 otherwise.
@@ -131,6 +164,7 @@ async fn respond(
     kind: Kind,
     action: &str,
     result: FhirResult<Written>,
+    outcome_wanted: bool,
 ) -> FhirResult<Response> {
     match result {
         Ok(w) => {
@@ -144,7 +178,11 @@ async fn respond(
             } else {
                 StatusCode::OK
             };
-            let mut res = fhir_response(status, w.resource);
+            let body = match w.outcome {
+                Some(outcome) if outcome_wanted => outcome,
+                _ => w.resource,
+            };
+            let mut res = fhir_response(status, body);
             if let Ok(location) = HeaderValue::from_str(&format!("{}/{}/{id}", req.base, kind.as_str())) {
                 res.headers_mut().insert(header::LOCATION, location);
             }
@@ -239,6 +277,7 @@ async fn communication(
             .map(|resource| Written {
                 resource,
                 created: true,
+                outcome: None,
             });
     }
     let room = match (
@@ -284,6 +323,7 @@ async fn communication(
         .map(|resource| Written {
             resource,
             created: outcome == SendOutcome::Created,
+            outcome: None,
         })
 }
 
@@ -367,7 +407,11 @@ async fn practitioner(
     };
     tx.commit().await.map_err(Error::from)?;
     let resource = find_by_id(state, req, Kind::Practitioner, Context::System, &uid.to_string()).await?;
-    Ok(Written { resource, created })
+    Ok(Written {
+        resource,
+        created,
+        outcome: None,
+    })
 }
 
 fn conflict(e: Error) -> FhirError {

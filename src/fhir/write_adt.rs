@@ -74,6 +74,7 @@ pub async fn patient(
     Ok(Written {
         resource: find_by_id(state, req, Kind::Patient, Context::System, &pid).await?,
         created: holder.is_none(),
+        outcome: None,
     })
 }
 
@@ -154,5 +155,6 @@ pub async fn encounter(
     Ok(Written {
         resource: find_by_id(state, req, Kind::Encounter, Context::System, &eid).await?,
         created: current.is_none(),
+        outcome: None,
     })
 }

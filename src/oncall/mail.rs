@@ -93,15 +93,15 @@ mod tests {
 
     #[test]
     fn the_email_carries_only_the_link() {
-        let (subject, body) = compose("https://wardline.example/app/#/rooms/0192", true);
+        let (subject, body) = compose("https://wardline.example/app/#room=0192", true);
         assert!(subject.contains("escalated"));
-        assert!(body.contains("https://wardline.example/app/#/rooms/0192"));
+        assert!(body.contains("https://wardline.example/app/#room=0192"));
         assert!(body.contains("no patient information"));
         let from: Mailbox = "Wardline <wardline@localhost>".parse().unwrap();
         let message = build(&from, "dr.a@hospital.test", &subject, &body).unwrap();
         let text = String::from_utf8(message.formatted()).unwrap();
         assert!(
-            text.contains("https://wardline.example/app/#/rooms/0192\r\n"),
+            text.contains("https://wardline.example/app/#room=0192\r\n"),
             "{text}"
         );
         assert!(text.contains("Content-Transfer-Encoding: 7bit"), "{text}");

@@ -11,6 +11,7 @@ pub mod job;
 pub mod mail;
 pub mod roster;
 pub mod service;
+pub mod shifts;
 
 use std::collections::BTreeMap;
 

@@ -39,6 +39,8 @@ pub struct Uploaded {
     /// Gaps (nobody on tier 1) and overlaps (a tier double-booked).
     #[schema(value_type = Object)]
     pub report: Report,
+    /// The ids of the stored shifts, in the order they were sent.
+    pub shift_ids: Vec<String>,
 }
 
 /// Who holds one tier now.
@@ -104,6 +106,7 @@ impl Oncall {
         services.dedup();
         let now = self.chat.clock.now().timestamp_millis();
         let upload_id = Uuid::now_v7().to_string();
+        let shift_ids: Vec<String> = shifts.iter().map(|_| Uuid::now_v7().to_string()).collect();
         let mut tx = self.chat.store.begin().await?;
         let mut summary = Vec::new();
         let mut events = Vec::new();
@@ -114,9 +117,10 @@ impl Oncall {
             let new: Vec<store::NewShift> = shifts
                 .iter()
                 .zip(&users_of)
-                .filter(|(s, _)| s.service == *service)
-                .map(|(s, user)| store::NewShift {
-                    id: Uuid::now_v7().to_string(),
+                .zip(&shift_ids)
+                .filter(|((s, _), _)| s.service == *service)
+                .map(|((s, user), id)| store::NewShift {
+                    id: id.clone(),
                     service,
                     tier: s.tier,
                     start_ms: s.start.timestamp_millis(),
@@ -140,6 +144,7 @@ impl Oncall {
         Ok(Uploaded {
             services: summary,
             report,
+            shift_ids,
         })
     }
 
@@ -275,12 +280,12 @@ impl Oncall {
 
     /// The link in emails: the room in the web app.
     pub(crate) fn link(&self, room_id: &str) -> String {
-        format!("{}/app/#/rooms/{room_id}", self.public_url.trim_end_matches('/'))
+        format!("{}/app/#room={room_id}", self.public_url.trim_end_matches('/'))
     }
 }
 
 /// A roster's `practitioner_id`: a Wardline user id, an NPI or a login name of an active person.
-async fn resolve_person(pool: &sqlx::AnyPool, reference: &str) -> Result<Option<String>> {
+pub(crate) async fn resolve_person(pool: &sqlx::AnyPool, reference: &str) -> Result<Option<String>> {
     if let Ok(id) = reference.parse::<Uuid>() {
         return Ok(users::user_by_id(pool, id)
             .await?

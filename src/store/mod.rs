@@ -17,6 +17,7 @@ pub mod hl7;
 pub mod keys;
 pub mod messages;
 pub mod oncall;
+pub mod oncall_shifts;
 pub mod patients;
 pub mod retention;
 pub mod rooms;

@@ -40,20 +40,7 @@ pub async fn replace(
             .await?
             .rows_affected();
     for s in shifts {
-        sqlx::query(
-            "INSERT INTO oncall_shifts (id, service, tier, starts_at, ends_at, user_id, upload_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&s.id)
-        .bind(s.service)
-        .bind(i64::from(s.tier))
-        .bind(s.start_ms)
-        .bind(s.end_ms)
-        .bind(&s.user_id)
-        .bind(upload_id)
-        .bind(now_ms)
-        .execute(&mut *conn)
-        .await?;
+        super::oncall_shifts::insert(conn, s, upload_id, now_ms).await?;
     }
     Ok(gone)
 }

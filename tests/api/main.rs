@@ -13,6 +13,7 @@ mod cluster;
 mod dlp;
 mod encryption;
 mod fhir;
+mod fhir_roster;
 mod fhir_support;
 mod fhir_write;
 mod fhir_write_errors;

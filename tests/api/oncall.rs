@@ -200,7 +200,7 @@ async fn roster_routing_escalation(backend: Backend) {
             !m.contains("troponin") && !m.contains("MRN") && !m.contains("Chest"),
             "PHI in email: {m}"
         );
-        assert!(m.contains(&format!("/app/#/rooms/{room}")), "{m}");
+        assert!(m.contains(&format!("/app/#room={room}")), "{m}");
     }
     let rooms: Value = app.get(&day.token, "/api/v1/rooms").await.json().await.unwrap();
     assert!(rooms.as_array().unwrap().iter().any(|r| r["id"] == room.as_str()));
