@@ -84,6 +84,11 @@ impl Core {
     /// Connects and migrates the database and starts the writers every entry point needs.
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         install_crypto_provider();
+        if config.public_url.is_none() && (!config.smart.issuers.is_empty() || config.oidc.issuer.is_some()) {
+            tracing::warn!(
+                "public_url is not set: SMART and single sign-on redirect URIs follow each request's Host header; set public_url to the address registered at the EHR and the identity provider"
+            );
+        }
         let store = Store::connect(&config.database_url(), config.db_max_connections)
             .await
             .context("opening the database")?;

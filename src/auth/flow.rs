@@ -113,7 +113,8 @@ pub async fn take(
         .filter(|r| r.flow == flow)
         .filter(|r| state.clock.now().timestamp_millis() - r.created_at <= REQUEST_TTL_MS)
         .ok_or(LaunchError::StateUnknown)?;
-    let binding = session::cookie(headers, BINDING_COOKIE).ok_or(LaunchError::StateNotBound)?;
+    let secure = session::secure_cookies(&state.config);
+    let binding = session::cookie(headers, BINDING_COOKIE, secure).ok_or(LaunchError::StateNotBound)?;
     if hash(&binding) != request.browser_hash {
         return Err(LaunchError::StateNotBound);
     }
@@ -184,7 +185,7 @@ pub async fn exchange(
         state.clock.now(),
     )
     .map_err(|e| {
-        state.providers.forget(&request.issuer);
+        state.providers.forget();
         LaunchError::IdToken(e.to_string())
     })?;
     Ok((token, claims))

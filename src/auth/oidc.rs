@@ -29,6 +29,10 @@ pub struct OidcConfig {
     pub client_id: String,
     /// The client secret, for a confidential registration.
     pub client_secret: Option<Secret>,
+    /// Link a person not yet linked to a subject by the provider's `preferred_username` on first
+    /// sign-in. Only for providers where that claim is the unique, immutable login; otherwise
+    /// give each person their `idp_subject` when creating them. Never links admins or auditors.
+    pub link_by_username: bool,
 }
 
 /// Claims beyond the standard ones: SMART's `fhirUser`.

@@ -111,12 +111,26 @@ pub fn csrf(token: &str) -> String {
     hex::encode(&digest[..16])
 }
 
-/// A `Set-Cookie` value for an HttpOnly cookie on the whole site.
+/// The name a cookie really has: with `Secure` cookies, the `__Host-` prefix, which browsers only
+/// accept from this host over HTTPS with `Path=/` and no `Domain` — so a sibling subdomain or a
+/// plain-HTTP attacker cannot plant a session or a binding (login CSRF, fixation).
+fn full_name(name: &str, secure: bool) -> String {
+    if secure {
+        format!("__Host-{name}")
+    } else {
+        name.to_string()
+    }
+}
+
+/// A `Set-Cookie` value for an HttpOnly cookie on the whole site. Secure cookies are also
+/// `SameSite=None` (the EHR frames Wardline from another site) and `Partitioned`, so browsers
+/// that block third-party cookies still keep them, per EHR.
 pub fn set_cookie(name: &'static str, value: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
-    let cookie = Cookie::build((name, value.to_string()))
+    let cookie = Cookie::build((full_name(name, secure), value.to_string()))
         .http_only(true)
         .path("/")
         .secure(secure)
+        .partitioned(secure)
         .same_site(if secure { SameSite::None } else { SameSite::Lax })
         .max_age(cookie::time::Duration::seconds(
             i64::try_from(max_age_secs).unwrap_or(i64::MAX),
@@ -130,8 +144,10 @@ pub fn clear_cookie(name: &'static str, secure: bool) -> HeaderValue {
     set_cookie(name, "", 0, secure)
 }
 
-/// The value of cookie `name` in the request, if present.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The value of cookie `name` in the request, if present (under its `__Host-` name when cookies
+/// are secure: an unprefixed one may have been planted).
+pub fn cookie(headers: &HeaderMap, name: &str, secure: bool) -> Option<String> {
+    let name = full_name(name, secure);
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -172,8 +188,10 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("a=1; wardline_session=wlt_abc; b=2"),
         );
-        assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("wlt_abc"));
-        assert_eq!(cookie(&h, "c"), None);
+        assert_eq!(cookie(&h, SESSION_COOKIE, false).as_deref(), Some("wlt_abc"));
+        assert_eq!(cookie(&h, "c", false), None);
+        // Secure deployments read only the __Host- cookie.
+        assert_eq!(cookie(&h, SESSION_COOKIE, true), None);
         assert_eq!(csrf("wlt_abc"), csrf("wlt_abc"));
         assert_ne!(csrf("wlt_abc"), csrf("wlt_abd"));
         assert_eq!(csrf("wlt_abc").len(), 32);

@@ -56,6 +56,11 @@ pub(super) async fn upsert_patient(
         None => return Ok(None),
     };
     out.patient_id = Some(row.id.clone());
+    // An event that carries no demographics at all (a FHIR Encounter write, a room opened from
+    // the EHR) neither changes them nor moves their timestamp: a later correction with an
+    // earlier event time must still apply.
+    let writes_demographics = writes_demographics
+        && (d.family.is_some() || d.given.is_some() || d.birth_date.is_some() || d.sex.is_some());
     if writes_demographics && adt::demographics_win(row.demographics_at, at) {
         let next = PatientRow {
             family_name: d.family.clone().or(row.family_name.clone()),

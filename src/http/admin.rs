@@ -85,6 +85,9 @@ pub struct NewUser {
     pub npi: Option<String>,
     /// Where on-call notifications go (they carry no patient data).
     pub email: Option<String>,
+    /// The person's subject (`sub`) at the hospital's identity provider: single sign-on signs
+    /// in exactly this person.
+    pub idp_subject: Option<String>,
 }
 
 fn person() -> String {
@@ -139,6 +142,15 @@ pub async fn create_user(
         });
     }
     crate::store::oncall::set_email(&mut tx, &user.id.to_string(), req.email.as_deref()).await?;
+    if let Some(subject) = req.idp_subject.as_deref().filter(|s| !s.is_empty())
+        && let Err(e) = users::set_idp_subject(&mut tx, user.id, subject).await
+    {
+        return Err(if e.is_unique_violation() {
+            Error::Conflict("idp_subject already linked to another user".into())
+        } else {
+            e
+        });
+    }
     let event = who
         .event("user.create", "user", user.id)
         .with_detail(serde_json::json!({"kind": user.kind, "roles": user.roles}));

@@ -43,7 +43,7 @@ fn is_ws(parts: &Parts) -> bool {
     path == "/api/v1/ws"
 }
 
-fn credential(parts: &Parts) -> Option<Credential> {
+fn credential(parts: &Parts, secure: bool) -> Option<Credential> {
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
@@ -60,24 +60,26 @@ fn credential(parts: &Parts) -> Option<Credential> {
     {
         return Some(Credential::Bearer(token.to_string()));
     }
-    session::cookie(&parts.headers, session::SESSION_COOKIE).map(Credential::Session)
+    session::cookie(&parts.headers, session::SESSION_COOKIE, secure).map(Credential::Session)
 }
 
-/// A cookie is sent on requests other sites cause, so a cookie-authenticated request that
+/// A cookie is sent on requests other sites cause. So a cookie-authenticated request must not
+/// come from another site's page (`Sec-Fetch-Site`, sent by every current browser: an `<img>`
+/// elsewhere must not read — and audit — a patient view in the clinician's name); one that
 /// changes state must repeat the session's CSRF value in a header (which other sites cannot set
-/// without a CORS preflight Wardline never grants), and a WebSocket upgrade must come from this
-/// server's own origin (browsers do not preflight WebSockets).
-fn check_cross_site(parts: &Parts, token: &str) -> Result<(), Error> {
+/// without a CORS preflight Wardline never grants); and a WebSocket upgrade must come from this
+/// server's own origin, scheme included (browsers do not preflight WebSockets).
+fn check_cross_site(parts: &Parts, config: &crate::config::Config, token: &str) -> Result<(), Error> {
+    let fetch_site = parts.headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if fetch_site.is_some_and(|s| s != "same-origin" && s != "none") {
+        return Err(Error::Forbidden(
+            "requests authenticated by the session cookie must come from Wardline's own pages".into(),
+        ));
+    }
     if is_ws(parts) {
         let origin = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-        let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok());
-        let same = match (origin, host) {
-            (Some(o), Some(h)) => o
-                .split_once("://")
-                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(h)),
-            _ => false,
-        };
-        return if same {
+        let ours = public_base(config, &parts.headers);
+        return if origin.is_some_and(|o| o.eq_ignore_ascii_case(&ours)) {
             Ok(())
         } else {
             Err(Error::Forbidden(
@@ -103,11 +105,11 @@ fn check_cross_site(parts: &Parts, token: &str) -> Result<(), Error> {
 }
 
 /// The token a credential carries, after the cross-site checks a cookie needs.
-fn token_of(parts: &Parts, credential: Credential) -> Result<String, Error> {
+fn token_of(parts: &Parts, config: &crate::config::Config, credential: Credential) -> Result<String, Error> {
     match credential {
         Credential::Bearer(token) => Ok(token),
         Credential::Session(token) => {
-            check_cross_site(parts, &token)?;
+            check_cross_site(parts, config, &token)?;
             Ok(token)
         }
     }
@@ -163,8 +165,9 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let credential = credential(parts).ok_or(Error::Unauthenticated)?;
-        let token = token_of(parts, credential)?;
+        let secure = session::secure_cookies(&state.config);
+        let credential = credential(parts, secure).ok_or(Error::Unauthenticated)?;
+        let token = token_of(parts, &state.config, credential)?;
         authenticate(parts, state, &token).await
     }
 }
@@ -176,10 +179,10 @@ impl OptionalFromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Option<Self>, Self::Rejection> {
-        match credential(parts) {
+        match credential(parts, session::secure_cookies(&state.config)) {
             None => Ok(None),
             Some(credential) => {
-                let token = token_of(parts, credential)?;
+                let token = token_of(parts, &state.config, credential)?;
                 authenticate(parts, state, &token).await.map(Some)
             }
         }

@@ -56,7 +56,11 @@ pub async fn session(
     let row = sessions::session(state.store.reader(), who.token_id).await?;
     let csrf = row
         .as_ref()
-        .and(session::cookie(&headers, SESSION_COOKIE))
+        .and(session::cookie(
+            &headers,
+            SESSION_COOKIE,
+            session::secure_cookies(&state.config),
+        ))
         .map(|t| session::csrf(&t));
     let launch = row
         .as_ref()
@@ -128,7 +132,8 @@ pub async fn callback(
         let subject = claims.subject().as_str();
         let preferred = claims.preferred_username().map(|u| u.as_str());
         let mut tx = state.store.begin().await.map_err(Error::from)?;
-        let user = users::person_for_subject(&mut tx, subject, preferred).await?;
+        let user = users::person_for_subject(&mut tx, subject, preferred, state.config.oidc.link_by_username)
+            .await?;
         tx.commit().await.map_err(Error::from)?;
         let user = user.ok_or(LaunchError::UnknownUser)?;
         actor = Some(user.id);
@@ -151,7 +156,6 @@ async fn sign_in_failed(
     actor: Option<uuid::Uuid>,
     source: Option<&str>,
 ) -> Response {
-    let e = crate::smart::pages::spend_failure(state, source, e);
     let event = Event::new(actor, "auth.login", "user", actor.map(|a| a.to_string()))
         .from_source(source)
         .failed()
@@ -160,7 +164,7 @@ async fn sign_in_failed(
         tracing::error!(error = %err, "could not audit a failed sign-in");
         return LaunchError::Internal(err).page(None);
     }
-    e.page(None)
+    crate::smart::pages::failure_page(state, &crate::smart::pages::spend_failure(state, source, e))
 }
 
 /// Ends the session: the token is revoked and the cookie removed.

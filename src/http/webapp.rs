@@ -77,8 +77,14 @@ fn origin(url: &str) -> Option<&str> {
 /// The Content-Security-Policy of the app's pages.
 pub fn policy(config: &crate::config::Config) -> String {
     let mut ancestors = vec!["'self'".to_string()];
-    for issuer in &config.smart.issuers {
-        if let Some(o) = origin(&issuer.iss)
+    let candidates = config
+        .smart
+        .issuers
+        .iter()
+        .map(|i| i.iss.as_str())
+        .chain(config.smart.frame_ancestors.iter().map(String::as_str));
+    for url in candidates {
+        if let Some(o) = origin(url)
             && !ancestors.iter().any(|a| a == o)
         {
             ancestors.push(o.to_string());

@@ -25,6 +25,10 @@ pub struct SmartConfig {
     pub name_as_second: bool,
     /// Shown on the refusal page: whom a clinician calls when the records disagree.
     pub contact: Option<String>,
+    /// Extra origins allowed to frame the web app (`frame-ancestors`) besides each trusted
+    /// `iss`'s own origin — the EHR's user interface often lives at another origin than its FHIR
+    /// server (e.g. `https://ehr-ui.example.org`).
+    pub frame_ancestors: Vec<String>,
     /// Whether a clinician who opens a patient's room from the EHR chart joins it (reason
     /// `ehr_launch`). Off: only existing members get in; others are pointed to break-glass.
     pub join_on_launch: bool,

@@ -101,6 +101,7 @@ pub async fn open(
                     id: Some(e.patient_id.clone()),
                     ..Default::default()
                 },
+                ehr.mrn.as_deref(),
             )
             .await?
         }
@@ -112,6 +113,7 @@ pub async fn open(
                     identifier_value: Some(mrn.clone()),
                     ..Default::default()
                 },
+                Some(mrn),
             )
             .await?
         }
@@ -125,6 +127,9 @@ pub async fn open(
             Verdict::Match(ids) => Basis::Matched(ids),
             Verdict::Refuse(reason) => return Err(LaunchError::Mismatch(reason)),
         },
+        // Wardline knows the encounter but not (any more) a patient with an MRN for it: refuse
+        // rather than open a room without a comparison.
+        None if our_encounter.is_some() => return Err(LaunchError::Mismatch(matching::Refusal::MrnMissing)),
         None => {
             // Nothing here to disagree with: the EHR's record becomes Wardline's, but only a
             // complete one (MRN and a second identifier), so a later ADT has something to match.
@@ -184,6 +189,7 @@ pub async fn open(
 async fn find_patient(
     state: &AppState,
     query: q::PatientQuery,
+    prefer: Option<&str>,
 ) -> Result<Option<(String, Identity)>, LaunchError> {
     let pool = state.store.reader();
     let mut query = query;
@@ -203,7 +209,12 @@ async fn find_patient(
             };
             continue;
         }
-        let mrn = q::identifier_of(pool, &p.row.id, &state.config.hl7.mrn_system).await?;
+        // A survivor of a merge holds several MRNs: the EHR's, if it is one of them, is ours.
+        let mrns = q::identifiers_in(pool, &p.row.id, &state.config.hl7.mrn_system).await?;
+        let mrn = match prefer {
+            Some(m) if mrns.iter().any(|x| x == m) => Some(m.to_string()),
+            _ => mrns.into_iter().next(),
+        };
         let identity = Identity {
             mrn: mrn.clone(),
             birth_date: p.row.birth_date.clone(),

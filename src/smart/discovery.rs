@@ -84,10 +84,11 @@ impl Providers {
         cache.insert(key, (Instant::now(), endpoints.clone()));
     }
 
-    /// Drops what is known of a provider (after an id_token failed: its keys may have rotated).
-    pub fn forget(&self, iss: &str) {
+    /// Drops everything discovered (after an id_token failed: a provider's keys may have
+    /// rotated, and its OpenID issuer is often not its FHIR base, so both entries must go).
+    pub fn forget(&self) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|k, _| !k.ends_with(iss));
+        cache.clear();
     }
 
     /// GETs `url` (optionally with a bearer token) and reads a JSON answer; the error says what

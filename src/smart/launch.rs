@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::config::TrustedIssuer;
 use super::context::{self, Basis};
-use super::pages::{LaunchError, spend_failure};
-use super::patient::practitioner_id;
+use super::pages::{LaunchError, failure_page, spend_failure};
+use super::patient::{fhir_user_url, practitioner_id};
 use crate::audit::Event;
 use crate::auth::flow::{self, Callback};
 use crate::auth::oidc::{self, Endpoints, WardClient};
@@ -121,6 +121,11 @@ async fn start(
 ) -> Result<Response, LaunchError> {
     let iss = q.iss.as_deref().ok_or(LaunchError::Missing("iss"))?;
     let launch = q.launch.as_deref().ok_or(LaunchError::Missing("launch"))?;
+    if launch.len() > 1024 {
+        return Err(LaunchError::EhrData(
+            "the launch parameter is longer than 1024 characters".into(),
+        ));
+    }
     // Checked before any request leaves: an untrusted `iss` must not make Wardline call it.
     let trusted = state
         .config
@@ -181,11 +186,7 @@ async fn complete(
         .clone()
         .ok_or(LaunchError::UnknownUser)?;
     let practitioner = practitioner_id(&fhir_user).ok_or(LaunchError::UnknownUser)?;
-    let absolute = if fhir_user.contains("://") {
-        fhir_user.clone()
-    } else {
-        format!("{}/{}", trusted.iss.trim_end_matches('/'), fhir_user)
-    };
+    let absolute = fhir_user_url(&fhir_user, &trusted.iss).ok_or(LaunchError::UnknownUser)?;
     let user = users::person_for_fhir_user(state.store.reader(), &absolute, practitioner)
         .await?
         .ok_or(LaunchError::UnknownUser)?;
@@ -276,7 +277,6 @@ async fn fetch(
 
 /// Audits a failed launch (reason codes only) and shows the page.
 async fn failed(state: &AppState, e: LaunchError, attempt: Attempt, source: Option<&str>) -> Response {
-    let e = spend_failure(state, source, e);
     let mut detail = json!({"reason": e.code(), "iss": attempt.iss});
     if let LaunchError::Mismatch(refusal) = &e {
         detail["refusal"] = json!(refusal);
@@ -304,5 +304,5 @@ async fn failed(state: &AppState, e: LaunchError, attempt: Attempt, source: Opti
             return LaunchError::Internal(err).page(None).into_response();
         }
     }
-    e.page(state.config.smart.contact.as_deref())
+    failure_page(state, &spend_failure(state, source, e))
 }

@@ -148,14 +148,45 @@ impl LaunchError {
     }
 }
 
-/// Spends one failure from the client address's budget (shared with bearer-token failures);
-/// once it is spent, the answer is [`LaunchError::TooMany`] instead of the page.
+/// Whether this failure is a failed credential (a forged, replayed or foreign `state`, a bad
+/// id_token, an unknown user, an untrusted `iss`) — what the per-address failure budget of SPEC §8
+/// limits. A records mismatch or a missing room is not an attack and spends nothing, so a ward
+/// behind one NAT address cannot lock itself out.
+fn is_credential_failure(e: &LaunchError) -> bool {
+    matches!(
+        e,
+        LaunchError::StateUnknown
+            | LaunchError::StateNotBound
+            | LaunchError::IssuerMismatch
+            | LaunchError::IdToken(_)
+            | LaunchError::UnknownUser
+            | LaunchError::UntrustedIssuer
+    )
+}
+
+/// After the failure is audited: spends it from the client address's budget (shared with
+/// bearer-token failures) when it is a credential failure; once the budget is spent, the answer
+/// is [`LaunchError::TooMany`] instead of the page.
 pub fn spend_failure(state: &crate::http::AppState, source: Option<&str>, e: LaunchError) -> LaunchError {
     let ip: Option<std::net::IpAddr> = source.and_then(|s| s.parse().ok());
     match ip {
-        Some(ip) if state.auth_failures.check_key(&ip).is_err() => LaunchError::TooMany,
+        Some(ip) if is_credential_failure(&e) && state.auth_failures.check_key(&ip).is_err() => {
+            LaunchError::TooMany
+        }
         _ => e,
     }
+}
+
+/// The page for a failed launch or sign-in, which also ends any earlier session in this browser
+/// (a failed launch must not leave the previous patient's room open behind it).
+pub fn failure_page(state: &crate::http::AppState, e: &LaunchError) -> Response {
+    let secure = crate::auth::session::secure_cookies(&state.config);
+    let mut resp = e.page(state.config.smart.contact.as_deref());
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        crate::auth::session::clear_cookie(crate::auth::session::SESSION_COOKIE, secure),
+    );
+    resp
 }
 
 /// HTML text escaping for the few values a page repeats.

@@ -40,6 +40,17 @@ pub fn practitioner_id(fhir_user: &str) -> Option<&str> {
     id_in(fhir_user, "Practitioner").filter(|id| !id.is_empty())
 }
 
+/// The absolute URL of `fhir_user` at the EHR whose FHIR base is `iss`; `None` for an absolute
+/// URL outside that base (one trusted EHR must not name a user another EHR's directory links).
+pub fn fhir_user_url(fhir_user: &str, iss: &str) -> Option<String> {
+    let base = format!("{}/", iss.trim_end_matches('/'));
+    if fhir_user.contains("://") {
+        fhir_user.starts_with(&base).then(|| fhir_user.to_string())
+    } else {
+        Some(format!("{base}{}", fhir_user.trim_start_matches('/')))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -74,6 +85,27 @@ mod tests {
         let abs = json!({"subject": {"reference": "https://ehr.example/fhir/Patient/p1"}});
         assert!(encounter_is_of(&abs, "p1"));
         assert!(!encounter_is_of(&json!({}), "p1"));
+    }
+
+    #[test]
+    fn fhir_user_urls_stay_under_the_ehr() {
+        let iss = "https://ehr.example/fhir/";
+        assert_eq!(
+            fhir_user_url("Practitioner/7", iss).as_deref(),
+            Some("https://ehr.example/fhir/Practitioner/7")
+        );
+        assert_eq!(
+            fhir_user_url("https://ehr.example/fhir/Practitioner/7", iss).as_deref(),
+            Some("https://ehr.example/fhir/Practitioner/7")
+        );
+        assert_eq!(
+            fhir_user_url("https://other.example/fhir/Practitioner/7", iss),
+            None
+        );
+        assert_eq!(
+            fhir_user_url("https://ehr.example/fhirx/Practitioner/7", iss),
+            None
+        );
     }
 
     #[test]

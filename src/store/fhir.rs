@@ -254,13 +254,19 @@ pub async fn encounter_participants(pool: &AnyPool, encounter_id: &str) -> Resul
     .await?)
 }
 
-/// A patient's identifier in `system` (its MRN when `system` is the MRN system).
+/// A patient's identifier in `system` (its MRN when `system` is the MRN system); after a merge
+/// the survivor may hold several, and the first by value is given, always the same one.
 pub async fn identifier_of(pool: &AnyPool, patient_id: &str, system: &str) -> Result<Option<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT value FROM patient_identifiers WHERE patient_id = $1 AND system = $2")
-            .bind(patient_id)
-            .bind(system)
-            .fetch_optional(pool)
-            .await?,
+    Ok(identifiers_in(pool, patient_id, system).await?.into_iter().next())
+}
+
+/// All of a patient's identifiers in `system`, by value.
+pub async fn identifiers_in(pool: &AnyPool, patient_id: &str, system: &str) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT value FROM patient_identifiers WHERE patient_id = $1 AND system = $2 ORDER BY value",
     )
+    .bind(patient_id)
+    .bind(system)
+    .fetch_all(pool)
+    .await?)
 }

@@ -97,13 +97,15 @@ pub async fn take_request(conn: &mut AnyConnection, state_hash: &str) -> Result<
     .await?)
 }
 
-/// Whether a token is still good at `now_ms` (not revoked, not expired, not idle too long), for
+/// Whether a token is still good at `now_ms` (not revoked, not expired, not idle too long, its
+/// user still active), for
 /// long-lived connections that authenticated once.
 pub async fn token_live(pool: &AnyPool, token_id: Uuid, now_ms: i64) -> Result<bool> {
     let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM api_tokens WHERE id = $1 AND revoked_at IS NULL
-           AND (expires_at IS NULL OR expires_at > $2)
-           AND (idle_timeout_ms IS NULL OR last_used_at + idle_timeout_ms > $2)",
+        "SELECT 1 FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.id = $1 AND t.revoked_at IS NULL AND u.active = 1
+           AND (t.expires_at IS NULL OR t.expires_at > $2)
+           AND (t.idle_timeout_ms IS NULL OR t.last_used_at + t.idle_timeout_ms > $2)",
     )
     .bind(token_id.to_string())
     .bind(now_ms)

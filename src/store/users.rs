@@ -279,14 +279,15 @@ pub async fn person_by_npi_or_username(
 }
 
 /// The active person an EHR's `fhirUser` names: by the full URL recorded as their identity
-/// subject, or by the resource id as their Wardline id, NPI or login, in that order.
+/// subject, or by the Practitioner id as their Wardline id or NPI, in that order (never by login:
+/// an EHR's ids are not Wardline's login names).
 pub async fn person_for_fhir_user(pool: &AnyPool, url: &str, id: &str) -> Result<Option<UserRecord>> {
     let row: Option<UserRow> = sqlx::query_as(concat!(
         "SELECT ",
         user_columns!(),
         " FROM users WHERE kind = 'person' AND active = 1
-           AND (idp_subject = $1 OR id = $2 OR npi = $2 OR username = $2)
-         ORDER BY CASE WHEN idp_subject = $1 THEN 0 WHEN id = $2 THEN 1 WHEN npi = $2 THEN 2 ELSE 3 END
+           AND (idp_subject = $1 OR id = $2 OR npi = $2)
+         ORDER BY CASE WHEN idp_subject = $1 THEN 0 WHEN id = $2 THEN 1 ELSE 2 END
          LIMIT 1"
     ))
     .bind(url)
@@ -296,32 +297,64 @@ pub async fn person_for_fhir_user(pool: &AnyPool, url: &str, id: &str) -> Result
     row.map(UserRecord::try_from).transpose()
 }
 
-/// The active person signing in through the hospital's provider: the one linked to `subject`,
-/// else the one whose login is the provider's `preferred_username` and who is not yet linked
-/// to another subject (the first sign-in links them).
+/// Links a person to their identity-provider subject.
+pub async fn set_idp_subject(conn: &mut AnyConnection, id: Uuid, subject: &str) -> Result<()> {
+    sqlx::query("UPDATE users SET idp_subject = $1 WHERE id = $2")
+        .bind(subject)
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The active person signing in through the hospital's provider: the one linked to `subject`;
+/// with `by_username` (a provider whose `preferred_username` is the unique, immutable login),
+/// else the not-yet-linked clinician or scheduler with that login, linked now — exactly one row,
+/// so two subjects racing for one person cannot both win. Admins and auditors are never linked
+/// this way.
 pub async fn person_for_subject(
     conn: &mut AnyConnection,
     subject: &str,
     preferred_username: Option<&str>,
+    by_username: bool,
 ) -> Result<Option<UserRecord>> {
-    let row: Option<UserRow> = sqlx::query_as(concat!(
+    let linked: Option<UserRow> = sqlx::query_as(concat!(
         "SELECT ",
         user_columns!(),
-        " FROM users WHERE kind = 'person' AND active = 1
-           AND (idp_subject = $1 OR (idp_subject IS NULL AND username = $2))
-         ORDER BY CASE WHEN idp_subject = $1 THEN 0 ELSE 1 END LIMIT 1"
+        " FROM users WHERE kind = 'person' AND active = 1 AND idp_subject = $1"
     ))
     .bind(subject)
-    .bind(preferred_username)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(user) = row.map(UserRecord::try_from).transpose()? else {
+    if let Some(row) = linked {
+        return Ok(Some(UserRecord::try_from(row)?));
+    }
+    let Some(username) = preferred_username.filter(|_| by_username) else {
         return Ok(None);
     };
-    sqlx::query("UPDATE users SET idp_subject = $1 WHERE id = $2 AND idp_subject IS NULL")
+    let Some(user) = user_by_username_conn(conn, username).await? else {
+        return Ok(None);
+    };
+    let privileged = user.roles.iter().any(|r| r == "admin" || r == "auditor");
+    if !user.active || user.kind != "person" || privileged {
+        return Ok(None);
+    }
+    let done = sqlx::query("UPDATE users SET idp_subject = $1 WHERE id = $2 AND idp_subject IS NULL")
         .bind(subject)
         .bind(user.id.to_string())
         .execute(conn)
         .await?;
-    Ok(Some(user))
+    Ok((done.rows_affected() == 1).then_some(user))
+}
+
+async fn user_by_username_conn(conn: &mut AnyConnection, username: &str) -> Result<Option<UserRecord>> {
+    let row: Option<UserRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE username = $1"
+    ))
+    .bind(username)
+    .fetch_optional(conn)
+    .await?;
+    row.map(UserRecord::try_from).transpose()
 }

@@ -75,6 +75,18 @@ async fn happy_path(backend: Backend) {
         json!({"name": "Okafor, Chidi", "family": "Okafor", "given": "Chidi", "birth_date": "1961-07-04", "mrn": "S-1", "gender": "male"})
     );
 
+    // Another site's page cannot use the cookie, not even to read.
+    let cross = reqwest::Client::new()
+        .get(format!("{base}/api/v1/rooms/{}/patient", env.room))
+        .header(
+            "cookie",
+            format!("wardline_session={}", b.cookies["wardline_session"]),
+        )
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
     // A cookie alone cannot change anything: the CSRF header is required.
     let url = format!("{base}/api/v1/rooms/{}/messages", env.room);
     let msg = json!({"body": "hello from the chart", "idempotency_key": "k1"});
@@ -279,6 +291,23 @@ async fn room_from_ehr_public_client_without_kid(backend: Backend) {
     env.app.stop().await;
 }
 
+/// Signs in through the provider at `issuer` (its consent page allowed); Wardline's answer.
+async fn sso(b: &mut Browser, base: &str, issuer: &str) -> Page {
+    let start = b.get(&format!("{base}/auth/login")).await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+    let consent = b.get(start.location.as_ref().unwrap()).await;
+    let marker = "name=\"request\" value=\"";
+    let at = consent.body.find(marker).expect("consent") + marker.len();
+    let request = consent.body[at..].split('"').next().unwrap().to_string();
+    let back = b
+        .form(
+            &format!("{issuer}/authorize/decision"),
+            &[("request", &request), ("decision", "allow")],
+        )
+        .await;
+    b.get(back.location.as_ref().unwrap()).await
+}
+
 async fn standalone_sign_in_and_idle_timeout(backend: Backend) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
@@ -296,21 +325,16 @@ async fn standalone_sign_in_and_idle_timeout(backend: Backend) {
         jwks_url: None,
     });
     idp.practitioner("nurse.sso", "Nurse SSO");
+    // A Wardline login equal to the provider's preferred_username is not enough: the person
+    // must be linked to the provider's subject (no account takeover by a look-alike name).
     app.user("nurse.sso", &["clinician"]).await;
     let mut b = Browser::new();
-    let start = b.get(&format!("{}/auth/login", app.base)).await;
-    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
-    let consent = b.get(start.location.as_ref().unwrap()).await;
-    let marker = "name=\"request\" value=\"";
-    let at = consent.body.find(marker).expect("consent") + marker.len();
-    let request = consent.body[at..].split('"').next().unwrap().to_string();
-    let back = b
-        .form(
-            &format!("{issuer}/authorize/decision"),
-            &[("request", &request), ("decision", "allow")],
-        )
+    let refused = sso(&mut b, &app.base, &issuer).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.body.contains("unknown-user"), "{}", refused.body);
+    app.user_from(json!({"username": "n.sso", "display_name": "Nurse SSO", "roles": ["clinician"], "idp_subject": "nurse.sso"}))
         .await;
-    let done = b.get(back.location.as_ref().unwrap()).await;
+    let done = sso(&mut b, &app.base, &issuer).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     assert_eq!(done.location.as_deref(), Some("/app/"));
     let session: Value = b
@@ -319,7 +343,7 @@ async fn standalone_sign_in_and_idle_timeout(backend: Backend) {
         .json()
         .await
         .unwrap();
-    assert_eq!(session["user"]["username"], "nurse.sso");
+    assert_eq!(session["user"]["username"], "n.sso");
     assert!(session["launch"].is_null());
     // Unused for longer than the idle timeout, the session is over.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
