@@ -127,6 +127,24 @@ async fn decorate_one(store: &Store, keys: &DataKeys, rec: MessageRecord) -> Res
         .ok_or_else(|| Error::Internal("message vanished".into()))
 }
 
+/// Adds acknowledgements and attachments to messages of any rooms (two queries per room), for
+/// readers such as the FHIR API that page across rooms.
+pub async fn decorate(store: &Store, keys: &DataKeys, items: &mut [Message]) -> Result<()> {
+    let mut rooms: Vec<Uuid> = items.iter().map(|m| m.room_id).collect();
+    rooms.sort_unstable();
+    rooms.dedup();
+    for room in rooms {
+        let mut of_room: Vec<Message> = items.iter().filter(|m| m.room_id == room).cloned().collect();
+        decorate_page(store, keys, room, &mut of_room).await?;
+        for done in of_room {
+            if let Some(m) = items.iter_mut().find(|m| m.id == done.id) {
+                *m = done;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Adds acknowledgements and attachments to messages of one room (two queries per page).
 async fn decorate_page(store: &Store, keys: &DataKeys, room_id: Uuid, items: &mut [Message]) -> Result<()> {
     let (Some(min), Some(max)) = (

@@ -243,15 +243,19 @@ pub async fn find(
         Kind::Communication => {
             let s = search::communication(pairs, strict)?;
             let (total, rows) = qc::messages(pool, &s.query, viewer, s.page).await?;
-            let mut resources = Vec::with_capacity(rows.len());
+            let mut messages = Vec::with_capacity(rows.len());
+            let mut context = Vec::with_capacity(rows.len());
             for row in rows {
-                let message = crate::chat::history::open(&state.chat.keys, row.message).await?;
-                resources.push(resources::communication(
-                    &message,
-                    row.encounter_id.as_deref(),
-                    row.patient_id.as_deref(),
-                ));
+                messages.push(crate::chat::history::open(&state.chat.keys, row.message).await?);
+                context.push((row.encounter_id, row.patient_id));
             }
+            crate::chat::history::decorate(&state.store, &state.chat.keys, &mut messages).await?;
+            let downloads = format!("{}/api/v1/attachments", req.base.trim_end_matches("/fhir"));
+            let resources = messages
+                .iter()
+                .zip(&context)
+                .map(|(m, (e, p))| resources::communication(m, e.as_deref(), p.as_deref(), &downloads))
+                .collect();
             found(s, total, resources)
         }
         Kind::Practitioner => {

@@ -194,8 +194,14 @@ pub fn care_team(t: &TeamRecord, members: &[(String, String)]) -> Value {
     out
 }
 
-/// A message as a Communication to its room's care team.
-pub fn communication(m: &Message, encounter_id: Option<&str>, patient_id: Option<&str>) -> Value {
+/// A message as a Communication to its room's care team; attachments are further payloads that
+/// point at their (authenticated, audited) download under `downloads`.
+pub fn communication(
+    m: &Message,
+    encounter_id: Option<&str>,
+    patient_id: Option<&str>,
+    downloads: &str,
+) -> Value {
     let mut out = json!({
         "resourceType": "Communication",
         "id": m.id,
@@ -206,6 +212,17 @@ pub fn communication(m: &Message, encounter_id: Option<&str>, patient_id: Option
         "recipient": [{"reference": format!("CareTeam/{}", m.room_id)}],
         "payload": [{"contentString": m.body}],
     });
+    for a in &m.attachments {
+        let attachment = json!({
+            "contentType": a.content_type,
+            "url": format!("{downloads}/{}", a.id),
+            "size": a.size,
+            "title": a.filename,
+        });
+        if let Some(payload) = out["payload"].as_array_mut() {
+            payload.push(json!({"contentAttachment": attachment}));
+        }
+    }
     match m.sender_id {
         Some(sender) => out["sender"] = json!({"reference": format!("Practitioner/{sender}")}),
         None => {

@@ -155,6 +155,31 @@ async fn attachments_are_checked_sealed_and_audited(app: &TestApp) {
     assert_eq!(r.status(), 422, "already attached");
     let page: Value = app.get(&bob.token, &path).await.json().await.unwrap();
     assert_eq!(page["items"][0]["attachments"][0]["filename"], "Müller_ECG.png");
+    // Over FHIR, the attachment is a payload pointing at its download.
+    let message_id = m["id"].as_str().unwrap();
+    let (status, bundle) = crate::fhir_support::fhir_get(
+        app,
+        Some(&bob.token),
+        &format!("Communication?_id={message_id}"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{bundle}");
+    let comm = &crate::fhir_support::entries(&bundle)[0];
+    assert_eq!(comm["payload"][0]["contentString"], "ECG attached");
+    let attachment = &comm["payload"][1]["contentAttachment"];
+    assert_eq!(
+        (attachment["contentType"].as_str(), attachment["title"].as_str()),
+        (Some("image/png"), Some("Müller_ECG.png"))
+    );
+    assert!(
+        attachment["url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/api/v1/attachments/{id}")),
+        "{attachment}"
+    );
+    crate::fhir_support::validate(&[bundle]);
 
     // Download: members only, exact bytes, safe headers, audited.
     let r = app.get(&bob.token, &format!("/api/v1/attachments/{id}")).await;
