@@ -66,7 +66,7 @@ pub fn statement(base: &str, software_version: &str) -> Value {
                 "description": "OAuth2 bearer tokens; SMART v2 scopes.",
             },
             "resource": resources,
-            "interaction": [{"code": "transaction", "documentation": "A Bundle of PractitionerRole creates replaces each named service's on-call period atomically."}],
+            "interaction": [{"code": "transaction", "documentation": "All or nothing: a Bundle of Patient and Encounter creates runs the ADT event table in one database transaction (an Encounter may name the Bundle's Patient by fullUrl); a Bundle of PractitionerRole creates replaces each named service's on-call period."}],
         }],
     })
 }

@@ -16,6 +16,7 @@ pub mod request;
 pub mod resources;
 pub mod scopes;
 pub mod search;
+pub mod transaction;
 pub mod write;
 pub mod write_adt;
 pub mod write_roster;
@@ -28,7 +29,7 @@ use crate::http::AppState;
 /// The routes under `/fhir`; unknown paths and methods answer with an OperationOutcome.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", axum::routing::post(write_roster::transaction))
+        .route("/", axum::routing::post(transaction::transaction))
         .route("/metadata", get(capability::metadata))
         .route("/{type}", get(http::search_type).post(write::create))
         .route(

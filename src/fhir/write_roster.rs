@@ -5,13 +5,12 @@
 //! period atomically (the roster upload). Each answer carries the validation report (gaps,
 //! overlaps) as an OperationOutcome.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use wardline_fhir_wire::{Kind, from_wire};
+use wardline_fhir_wire::Kind;
 
 use super::http::find_by_id;
 use super::input::reference_id;
@@ -163,63 +162,31 @@ pub async fn delete(
     }
 }
 
-/// `POST [base]` with a `transaction` Bundle of PractitionerRole creates: per service, the
-/// shifts starting inside the Bundle's period are replaced by the Bundle's, all or nothing.
-pub async fn transaction(
-    State(state): State<AppState>,
-    req: FhirRequest,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> FhirResult<Response> {
-    let event = req.who.event("fhir.transaction", "Bundle", "-");
-    let result = async {
-        req.allowed(Kind::PractitionerRole, Op::Create)?;
-        super::write::check_media_type(&headers)?;
-        let bundle = from_wire(Kind::Bundle, &bytes)?;
-        if bundle["type"].as_str() != Some("transaction") {
-            return Err(FhirError::new(StatusCode::BAD_REQUEST, "invalid", "POST [base] takes a Bundle of type transaction"));
-        }
-        let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
-        if entries.is_empty() {
-            return Err(invalid("the transaction has no entries"));
-        }
-        let mut shifts = Vec::with_capacity(entries.len());
-        for (i, e) in entries.iter().enumerate() {
-            let r = &e["resource"];
-            if r["resourceType"].as_str() != Some("PractitionerRole") || e["request"]["method"].as_str() != Some("POST") {
-                return Err(invalid(format!(
-                    "Bundle.entry[{i}]: transactions here are PractitionerRole creates (POST) that replace on-call periods"
-                )));
+/// The PractitionerRole creates of a transaction: per service, the shifts starting inside the
+/// Bundle's period are replaced by the Bundle's, all or nothing (the roster upload); the report
+/// rides in the first entry's `response.outcome`.
+pub async fn replace_periods(state: &AppState, req: &FhirRequest, entries: &[Value]) -> FhirResult<Value> {
+    let mut shifts = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        shifts.push(
+            shift_in(&e["resource"]).map_err(|e| invalid(format!("Bundle.entry[{i}]: {}", e.diagnostics)))?,
+        );
+    }
+    let uploaded = state.oncall.upload(&req.who, shifts).await?;
+    let outcome = report_outcome(&uploaded.report);
+    let response: Vec<Value> = uploaded
+        .shift_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let mut r = json!({"status": "201 Created", "location": format!("PractitionerRole/{id}")});
+            if i == 0 {
+                r["outcome"] = outcome.clone();
             }
-            shifts.push(shift_in(r).map_err(|e| invalid(format!("Bundle.entry[{i}]: {}", e.diagnostics)))?);
-        }
-        let uploaded = state.oncall.upload(&req.who, shifts).await?;
-        let outcome = report_outcome(&uploaded.report);
-        let response: Vec<Value> = uploaded
-            .shift_ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| {
-                let mut r = json!({"status": "201 Created", "location": format!("PractitionerRole/{id}")});
-                if i == 0 {
-                    r["outcome"] = outcome.clone();
-                }
-                json!({"response": r})
-            })
-            .collect();
-        Ok(json!({"resourceType": "Bundle", "type": "transaction-response", "entry": response}))
-    }
-    .await;
-    match result {
-        Ok(body) => {
-            state.audit.record(event).await?;
-            Ok(fhir_response(StatusCode::OK, body))
-        }
-        Err(e) => {
-            state.audit.record(event.failed()).await?;
-            Err(e)
-        }
-    }
+            json!({"response": r})
+        })
+        .collect();
+    Ok(json!({"resourceType": "Bundle", "type": "transaction-response", "entry": response}))
 }
 
 #[cfg(test)]

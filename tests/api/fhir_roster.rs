@@ -165,7 +165,10 @@ async fn practitioner_roles_change_the_roster(app: &TestApp) {
         {"resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient"}}]}),
     )
     .await;
-    assert_eq!(status, 422, "{oo}");
+    assert_eq!(
+        status, 403,
+        "a scheduler's transaction cannot create patients: {oo}"
+    );
     let mut no_service = role(&d, 1, "2026-12-03T08:00:00Z", "2026-12-03T20:00:00Z");
     no_service.as_object_mut().unwrap().remove("specialty");
     let (status, _, oo) = send(
@@ -200,3 +203,72 @@ async fn practitioner_roles_change_the_roster(app: &TestApp) {
 }
 
 both_backends!(practitioner_roles_change_the_roster);
+
+/// A transaction of Patient and Encounter creates runs as one ADT application: the encounter may
+/// name the Bundle's patient by fullUrl; a bad entry keeps nothing; other mixes are refused.
+async fn patient_and_encounter_transactions(app: &TestApp) {
+    let ehr = app.user("ehr.tx", &["integration"]).await;
+    let patient = |mrn: &str| {
+        json!({"resourceType": "Patient", "identifier": [{"system": "urn:wardline:mrn", "value": mrn}],
+            "name": [{"family": "Adeyemi", "given": ["Tolu"]}], "birthDate": "1980-02-02"})
+    };
+    let encounter = |visit: &str, class: &str| {
+        json!({"resourceType": "Encounter", "identifier": [{"system": "urn:wardline:visit", "value": visit}],
+            "status": "in-progress", "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class},
+            "subject": {"reference": "urn:uuid:6a1c4a3e-0000-4000-8000-000000000001"}})
+    };
+    let bundle = |p: Value, e: Value| {
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": "urn:uuid:6a1c4a3e-0000-4000-8000-000000000001", "resource": p, "request": {"method": "POST", "url": "Patient"}},
+            {"resource": e, "request": {"method": "POST", "url": "Encounter"}}]})
+    };
+    let (status, answer) =
+        transaction(app, &ehr.token, bundle(patient("T-1"), encounter("TV-1", "IMP"))).await;
+    assert_eq!(status, 200, "{answer}");
+    let location = answer["entry"][1]["response"]["location"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(location.starts_with("Encounter/"), "{answer}");
+    let (status, enc) = crate::fhir_support::fhir_get(app, Some(&ehr.token), &location, &[]).await;
+    assert_eq!(status, 200);
+    let pid = answer["entry"][0]["response"]["location"].as_str().unwrap();
+    assert_eq!(enc["subject"]["reference"], pid);
+    let (_, teams) = crate::fhir_support::fhir_get(
+        app,
+        Some(&ehr.token),
+        &format!("CareTeam?encounter={location}"),
+        &[],
+    )
+    .await;
+    assert_eq!(teams["total"], 1, "the admission opened the room: {teams}");
+
+    // An unusable entry refuses the whole Bundle: the patient of entry 0 is not kept either.
+    let (status, oo) = transaction(app, &ehr.token, bundle(patient("T-2"), encounter("TV-2", "XYZ"))).await;
+    assert_eq!(status, 422, "{oo}");
+    assert!(
+        oo["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("Bundle.entry[1]"),
+        "{oo}"
+    );
+    let (_, none) = crate::fhir_support::fhir_get(
+        app,
+        Some(&ehr.token),
+        "Patient?identifier=urn:wardline:mrn|T-2",
+        &[],
+    )
+    .await;
+    assert_eq!(none["total"], 0);
+
+    // Messages are not part of transactions.
+    let mixed = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": patient("T-3"), "request": {"method": "POST", "url": "Patient"}},
+        {"resource": {"resourceType": "Communication", "status": "completed"}, "request": {"method": "POST", "url": "Communication"}}]});
+    let (status, oo2) = transaction(app, &ehr.token, mixed).await;
+    assert_eq!(status, 422, "{oo2}");
+    validate(&[answer, enc, oo, oo2]);
+}
+
+both_backends!(patient_and_encounter_transactions);
