@@ -124,16 +124,7 @@ async fn adt(state: &AppState, req: &FhirRequest, entries: &[Value]) -> FhirResu
                     ))
                 })?,
         };
-        let query = q::EncounterQuery {
-            identifier_system: Some(cfg.visit_system.clone()),
-            identifier_value: Some(wanted.visit_number.clone()),
-            ..Default::default()
-        };
-        let current = q::encounters(pool, &query, None, q::Page { offset: 0, count: 1 })
-            .await?
-            .1
-            .into_iter()
-            .next();
+        let current = q::encounter_by_visit(pool, &cfg.visit_system, &wanted.visit_number).await?;
         if let Some(c) = &current
             && q::identifier_of(pool, &c.row.patient_id, &cfg.mrn_system)
                 .await?
@@ -166,28 +157,12 @@ async fn adt(state: &AppState, req: &FhirRequest, entries: &[Value]) -> FhirResu
     let mut response = Vec::with_capacity(answers.len());
     for (kind, key) in answers {
         let id = if kind == "Patient" {
-            let query = q::PatientQuery {
-                identifier_system: Some(cfg.mrn_system.clone()),
-                identifier_value: Some(key),
-                ..Default::default()
-            };
-            q::patients(pool, &query, None, q::Page { offset: 0, count: 1 })
+            q::patient_by_identifier(pool, &cfg.mrn_system, &key)
                 .await?
-                .1
-                .into_iter()
-                .next()
                 .map(|p| p.row.id)
         } else {
-            let query = q::EncounterQuery {
-                identifier_system: Some(cfg.visit_system.clone()),
-                identifier_value: Some(key),
-                ..Default::default()
-            };
-            q::encounters(pool, &query, None, q::Page { offset: 0, count: 1 })
+            q::encounter_by_visit(pool, &cfg.visit_system, &key)
                 .await?
-                .1
-                .into_iter()
-                .next()
                 .map(|e| e.row.id)
         };
         let id =

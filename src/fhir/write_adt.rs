@@ -33,20 +33,7 @@ pub async fn patient(
     let mrn_system = &state.config.hl7.mrn_system;
     let patient = input::patient(v, mrn_system)?;
     let pool = state.store.reader();
-    let holder = q::patients(
-        pool,
-        &q::PatientQuery {
-            identifier_system: Some(mrn_system.clone()),
-            identifier_value: Some(patient.mrn.clone()),
-            ..Default::default()
-        },
-        None,
-        q::Page { offset: 0, count: 1 },
-    )
-    .await?
-    .1
-    .into_iter()
-    .next();
+    let holder = q::patient_by_identifier(pool, mrn_system, &patient.mrn).await?;
     if let Some(id) = id {
         if q::identifier_of(pool, id, mrn_system).await?.is_none() {
             return Err(FhirError::not_found("Patient", id));
@@ -91,16 +78,7 @@ pub async fn encounter(
     let mrn = q::identifier_of(pool, &wanted.patient_id, &cfg.mrn_system)
         .await?
         .ok_or_else(|| unprocessable("Encounter.subject names no patient known here"))?;
-    let query = q::EncounterQuery {
-        identifier_system: Some(cfg.visit_system.clone()),
-        identifier_value: Some(wanted.visit_number.clone()),
-        ..Default::default()
-    };
-    let current = q::encounters(pool, &query, None, q::Page { offset: 0, count: 1 })
-        .await?
-        .1
-        .into_iter()
-        .next();
+    let current = q::encounter_by_visit(pool, &cfg.visit_system, &wanted.visit_number).await?;
     if let Some(id) = id {
         match &current {
             Some(c) if c.row.id == id => {}

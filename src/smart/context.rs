@@ -77,19 +77,9 @@ pub async fn open(
         None => None,
     };
     let our_encounter = match &visit {
-        Some(number) => {
-            let query = q::EncounterQuery {
-                identifier_system: Some(cfg.hl7.visit_system.clone()),
-                identifier_value: Some(number.clone()),
-                ..Default::default()
-            };
-            q::encounters(pool, &query, None, q::Page { offset: 0, count: 1 })
-                .await?
-                .1
-                .into_iter()
-                .next()
-                .map(|e| e.row)
-        }
+        Some(number) => q::encounter_by_visit(pool, &cfg.hl7.visit_system, number)
+            .await?
+            .map(|e| e.row),
         None => None,
     };
     // Wardline's record: the patient of the encounter it already knows, else the MRN's holder.
@@ -231,21 +221,9 @@ async fn find_patient(
 async fn current_encounter(state: &AppState, mrn: &str) -> Result<String, LaunchError> {
     let cfg = &state.config.hl7;
     let pool = state.store.reader();
-    let patient = q::patients(
-        pool,
-        &q::PatientQuery {
-            identifier_system: Some(cfg.mrn_system.clone()),
-            identifier_value: Some(mrn.to_string()),
-            ..Default::default()
-        },
-        None,
-        q::Page { offset: 0, count: 1 },
-    )
-    .await?
-    .1
-    .into_iter()
-    .next()
-    .ok_or(LaunchError::NoRoom)?;
+    let patient = q::patient_by_identifier(pool, &cfg.mrn_system, mrn)
+        .await?
+        .ok_or(LaunchError::NoRoom)?;
     let query = q::EncounterQuery {
         patient_id: Some(patient.row.id),
         status: Some("in-progress".into()),

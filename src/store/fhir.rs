@@ -270,3 +270,39 @@ pub async fn identifiers_in(pool: &AnyPool, patient_id: &str, system: &str) -> R
     .fetch_all(pool)
     .await?)
 }
+
+/// The encounter with visit number `number` in `system`, if any.
+pub async fn encounter_by_visit(
+    pool: &AnyPool,
+    system: &str,
+    number: &str,
+) -> Result<Option<EncounterRecord>> {
+    let query = EncounterQuery {
+        identifier_system: Some(system.to_string()),
+        identifier_value: Some(number.to_string()),
+        ..Default::default()
+    };
+    Ok(encounters(pool, &query, None, Page { offset: 0, count: 1 })
+        .await?
+        .1
+        .into_iter()
+        .next())
+}
+
+/// The patient holding identifier `value` in `system` (the MRN system: the MRN's holder).
+pub async fn patient_by_identifier(
+    pool: &AnyPool,
+    system: &str,
+    value: &str,
+) -> Result<Option<PatientRecord>> {
+    let query = PatientQuery {
+        identifier_system: Some(system.to_string()),
+        identifier_value: Some(value.to_string()),
+        ..Default::default()
+    };
+    Ok(patients(pool, &query, None, Page { offset: 0, count: 1 })
+        .await?
+        .1
+        .into_iter()
+        .next())
+}
