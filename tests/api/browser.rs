@@ -16,9 +16,12 @@ const NURSE_NPI: &str = "1245319599";
 async fn two_clinicians_launch_from_the_chart_and_talk() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let script = root.join("tests/browser/e2e.mjs");
+    tokio::task::spawn_blocking(crate::fhir_support::test_tools)
+        .await
+        .unwrap();
     assert!(
         root.join("tests/browser/node_modules/playwright-core").exists(),
-        "Playwright is not installed: run tests/tools/setup.sh (as .ci/run does)"
+        "Playwright is not installed (tests/tools/setup.sh should have installed it)"
     );
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(

@@ -28,19 +28,26 @@ pub async fn fhir_get(
     (status, resp.json().await.unwrap())
 }
 
-/// Runs both independent validators over `resources` (tests/tools/validate_fhir.py) and fails the
-/// test with their report if either finds a problem.
-pub fn validate(resources: &[Value]) {
+/// Installs the test tools if needed (tests/tools/setup.sh: validators, SMTP sink, Playwright)
+/// and returns the python to run them with.
+pub fn test_tools() -> String {
     let root = env!("CARGO_MANIFEST_DIR");
     let setup = std::process::Command::new(format!("{root}/tests/tools/setup.sh"))
         .output()
         .expect("tests/tools/setup.sh runs (needs python3 with venv, and npm)");
     assert!(
         setup.status.success(),
-        "FHIR validator set-up failed: {}",
+        "test tool set-up failed: {}",
         String::from_utf8_lossy(&setup.stderr)
     );
-    let python = String::from_utf8(setup.stdout).unwrap().trim().to_string();
+    String::from_utf8(setup.stdout).unwrap().trim().to_string()
+}
+
+/// Runs both independent validators over `resources` (tests/tools/validate_fhir.py) and fails the
+/// test with their report if either finds a problem.
+pub fn validate(resources: &[Value]) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let python = test_tools();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("resources.ndjson");
     let lines: Vec<String> = resources.iter().map(Value::to_string).collect();

@@ -14,15 +14,7 @@ pub struct SmtpSink {
 impl SmtpSink {
     pub fn start() -> Self {
         let root = env!("CARGO_MANIFEST_DIR");
-        let setup = Command::new(format!("{root}/tests/tools/setup.sh"))
-            .output()
-            .expect("tests/tools/setup.sh");
-        assert!(
-            setup.status.success(),
-            "{}",
-            String::from_utf8_lossy(&setup.stderr)
-        );
-        let python = String::from_utf8(setup.stdout).unwrap().trim().to_string();
+        let python = crate::fhir_support::test_tools();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
