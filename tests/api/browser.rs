@@ -1,6 +1,7 @@
 //! The web app in headless Chromium (Debian's `chromium`, driven by Playwright): two clinicians
 //! open the mock EHR's chart, the SMART launch runs inside its iframe, each sees the patient
-//! banner; one sends an urgent message, the other sees it arrive live and acknowledges it.
+//! banner; one sends an urgent message, the other sees it arrive live and acknowledges it; a
+//! message the DLP check warns about is confirmed in its dialog; an attachment reaches the other.
 //! `tests/browser/e2e.mjs` does the clicking; screenshots land in `target/e2e-artifacts/`.
 
 use std::path::PathBuf;
@@ -72,5 +73,13 @@ async fn two_clinicians_launch_from_the_chart_and_talk() {
     .await
     .unwrap();
     assert_eq!(acks.0, 1, "{stdout}");
+    let attached: (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM attachments WHERE room_id = $1 AND message_id IS NOT NULL AND content_type = 'image/png'",
+    )
+    .bind(&env.room)
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(attached.0, 1, "{stdout}");
     env.app.stop().await;
 }

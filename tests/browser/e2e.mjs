@@ -2,7 +2,8 @@
 // each opens a mock EHR patient chart whose iframe starts the SMART launch, allows the consent
 // page, and lands in the patient's room with the patient banner. A sends an urgent message, B
 // receives it live over the WebSocket and acknowledges it, A sees the acknowledgement; then A
-// sends a second message from the keyboard (Shift+Enter for a new line, Enter to send).
+// sends a second message from the keyboard (Shift+Enter for a new line, Enter to send), a
+// message the DLP check warns about (confirmed in the dialog), and an attachment B can download.
 //
 // Environment:
 //   E2E_CHART_URL_A, E2E_CHART_URL_B  mock EHR chart page per clinician (contains
@@ -154,6 +155,25 @@ async function main() {
     'the second message with its second line',
     async () => /second line/.test(await secondInB.locator('[data-testid=message-body]').innerText()),
   ));
+
+  // DLP: an SSN-like text is held back with a warning; "Send anyway" sends it.
+  const dlpText = `Billing asks for SSN 123-45-6789 (${marker})`;
+  await step('A: typing a message the DLP check warns about', () => composer.fill(dlpText));
+  await step('A: clicking Send', () => app.a.getByRole('button', { name: 'Send', exact: true }).click());
+  await step('A: DLP warning shown', () => app.a.locator('dialog[open]').waitFor());
+  await step('A: screenshot', () => shot('a', 'a-dlp-warning.png'));
+  await step('A: sending anyway', () => app.a.getByRole('button', { name: 'Send anyway' }).click());
+  await step('B: the confirmed message arrives', () => matching('b', dlpText).last().waitFor());
+
+  // Attachments: uploaded, sent with a message, offered to B as a download.
+  const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
+  await step('A: attaching a file', () => app.a.getByLabel('Attach file').setInputFiles({ name: 'ecg-strip.png', mimeType: 'image/png', buffer: png }));
+  await step('A: sending it', async () => {
+    await composer.fill(`ECG strip (${marker})`);
+    await app.a.getByRole('button', { name: 'Send', exact: true }).click();
+  });
+  await step('B: sees the attachment link', () => app.b.getByRole('link', { name: /ecg-strip\.png/ }).last().waitFor());
+  await step('B: screenshot', () => shot('b', 'b-attachment.png'));
 
   if (problems.length) {
     current = 'checking for script errors and CSP violations';
