@@ -9,7 +9,7 @@ use crate::auth::assertion::ClientKey;
 use crate::config::Secret;
 
 /// The `smart` section.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SmartConfig {
     /// The EHR FHIR bases allowed as `iss`; a launch naming any other is refused before any
@@ -30,8 +30,23 @@ pub struct SmartConfig {
     /// server (e.g. `https://ehr-ui.example.org`).
     pub frame_ancestors: Vec<String>,
     /// Whether a clinician who opens a patient's room from the EHR chart joins it (reason
-    /// `ehr_launch`). Off: only existing members get in; others are pointed to break-glass.
+    /// `ehr_launch`, visible to the room and audited) — the EHR has put them in this patient's
+    /// context. Off: only existing members get in; others are pointed to break-glass.
     pub join_on_launch: bool,
+}
+
+impl Default for SmartConfig {
+    fn default() -> Self {
+        Self {
+            issuers: Vec::new(),
+            mrn_system: None,
+            visit_system: None,
+            name_as_second: false,
+            contact: None,
+            frame_ancestors: Vec::new(),
+            join_on_launch: true,
+        }
+    }
 }
 
 impl SmartConfig {

@@ -56,7 +56,9 @@ pub enum LaunchError {
     #[error("the patient has no encounter room in Wardline")]
     NoRoom,
     /// Not a member and joining on launch is off.
-    #[error("you are not on this patient's care team in Wardline")]
+    #[error(
+        "you are not on this patient's care team in Wardline; in an emergency, open the room and use break-glass"
+    )]
     NotMember,
     /// Too many failed sign-ins from this address (SPEC §8 rate limits).
     #[error("too many failed sign-in attempts from this address; wait a minute")]

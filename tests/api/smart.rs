@@ -420,6 +420,22 @@ async fn session_ends_at_the_absolute_timeout(backend: Backend) {
     env.app.stop().await;
 }
 
+async fn launch_without_joining(backend: Backend) {
+    let env = env(backend, Client::Secret, |cfg| cfg.smart.join_on_launch = false).await;
+    // The records match, but the clinician is not on the care team and may not join from the chart.
+    let (_, page) = launch(&mut Browser::new(), &env, ctx("p1", Some("e1")), "allow").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(
+        page.body.contains("not-member") && page.body.contains("break-glass"),
+        "{}",
+        page.body
+    );
+    assert!(session_cookie(&page).is_none());
+    let failures = audit_actions(&env, "smart.launch").await;
+    assert_eq!(failures.last().unwrap().1["reason"], "not-member");
+    env.app.stop().await;
+}
+
 macro_rules! on_both {
     ($($name:ident),+) => {$(
         mod $name {
@@ -438,5 +454,6 @@ on_both!(
     room_from_ehr_public_client_without_kid,
     standalone_sign_in_and_idle_timeout,
     failures_are_rate_limited,
-    session_ends_at_the_absolute_timeout
+    session_ends_at_the_absolute_timeout,
+    launch_without_joining
 );
