@@ -95,6 +95,9 @@ pub struct Limits {
     pub max_attachment_bytes: usize,
     /// Failed authentications allowed per client address per minute before 429.
     pub auth_failures_per_minute: u32,
+    /// How long a validated API token is trusted without reading the database again (ms; 0:
+    /// always read). Revocation through another node or the CLI takes effect within it.
+    pub token_cache_ms: u64,
 }
 
 impl Default for Limits {
@@ -107,6 +110,7 @@ impl Default for Limits {
             max_page: 200,
             max_attachment_bytes: 10 * 1024 * 1024,
             auth_failures_per_minute: 20,
+            token_cache_ms: 2_000,
         }
     }
 }

@@ -211,6 +211,7 @@ impl Application {
         let auth_failures = Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
             per_minute,
         )));
+        let tokens = Arc::new(crate::auth::cache::TokenCache::new(config.limits.token_cache_ms));
         let state = AppState {
             chat,
             hl7,
@@ -223,6 +224,7 @@ impl Application {
             shutdown,
             audit,
             token_usage: Arc::new(UsageLog::default()),
+            tokens,
             auth_failures,
             providers: Arc::new(crate::smart::discovery::Providers::default()),
         };

@@ -6,6 +6,7 @@
 //! launch) are tokens too, held in an HttpOnly cookie, and produce the same [`Principal`].
 
 pub mod assertion;
+pub mod cache;
 pub mod flow;
 pub mod oidc;
 pub mod session;
@@ -140,9 +141,11 @@ pub async fn issue_token(
     Ok((id, token))
 }
 
-/// Resolves a presented bearer token to a principal, or 401.
+/// Resolves a presented bearer token to a principal, or 401. A service token validated within
+/// the cache's window is not looked up again (see [`cache`]).
 pub async fn authenticate(
     store: &Store,
+    tokens: &cache::TokenCache,
     token: &str,
     now_ms: i64,
     source: Option<String>,
@@ -150,9 +153,17 @@ pub async fn authenticate(
     if !token.starts_with(TOKEN_PREFIX) {
         return Err(Error::Unauthenticated);
     }
-    let found = users::user_by_token_hash(store.reader(), &hash_token(token), now_ms)
-        .await?
-        .ok_or(Error::Unauthenticated)?;
+    let hash = hash_token(token);
+    let found = match tokens.get(&hash, now_ms) {
+        Some(found) => found,
+        None => {
+            let found = users::user_by_token_hash(store.reader(), &hash, now_ms)
+                .await?
+                .ok_or(Error::Unauthenticated)?;
+            tokens.put(&hash, &found, now_ms);
+            found
+        }
+    };
     if let Some(last) = found.session_last_used
         && now_ms - last >= session::TOUCH_EVERY_MS
     {

@@ -205,19 +205,10 @@ pub async fn find(
         Kind::Patient => {
             let s = search::patient(pairs, strict)?;
             let (total, rows) = q::patients(pool, &s.query, viewer, s.page).await?;
-            let ids: Vec<String> = rows.iter().map(|p| p.row.id.clone()).collect();
-            let idents = q::identifiers(pool, &ids).await?;
-            let resources = rows
-                .iter()
-                .map(|p| {
-                    let mine: Vec<(String, String)> = idents
-                        .iter()
-                        .filter(|(pid, _, _)| *pid == p.row.id)
-                        .map(|(_, s, v)| (s.clone(), v.clone()))
-                        .collect();
-                    resources::patient(p, &mine, mrn_system)
-                })
-                .collect();
+            let mut resources = Vec::with_capacity(rows.len());
+            for p in &rows {
+                resources.push(resources::patient(p, &p.identifier_pairs()?, mrn_system));
+            }
             found(s, total, resources)
         }
         Kind::Encounter => {

@@ -406,6 +406,8 @@ async fn practitioner(
         }
     };
     tx.commit().await.map_err(Error::from)?;
+    // A deactivated practitioner's tokens must stop working on this node at once.
+    state.tokens.forget_all();
     let resource = find_by_id(state, req, Kind::Practitioner, Context::System, &uid.to_string()).await?;
     Ok(Written {
         resource,

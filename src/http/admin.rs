@@ -238,6 +238,7 @@ pub async fn revoke_token(
     let event = who.event("token.revoke", "token", token_id);
     audit::append(&mut tx, &[event], state.clock.now().timestamp_millis()).await?;
     tx.commit().await?;
+    state.tokens.forget_all();
     Ok(StatusCode::NO_CONTENT)
 }
 

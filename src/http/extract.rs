@@ -126,7 +126,7 @@ fn source(parts: &Parts) -> Option<String> {
 
 async fn authenticate(parts: &Parts, state: &AppState, token: &str) -> Result<Principal, Error> {
     let now = state.clock.now().timestamp_millis();
-    match auth::authenticate(&state.store, token, now, source(parts)).await {
+    match auth::authenticate(&state.store, &state.tokens, token, now, source(parts)).await {
         Ok(p) => {
             if state.token_usage.should_record(p.token_id, now) {
                 state

@@ -67,6 +67,8 @@ pub struct AppState {
     pub audit: AuditSink,
     /// When each token's use was last audited.
     pub token_usage: Arc<UsageLog>,
+    /// Service tokens validated in the last moments (forget it after revoking or deactivating).
+    pub tokens: Arc<crate::auth::cache::TokenCache>,
     /// Budget of failed authentications per client address.
     pub auth_failures: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     /// EHR and identity-provider discovery, and the HTTP client that talks to them.

@@ -176,6 +176,7 @@ pub async fn logout(State(state): State<AppState>, who: Principal) -> Result<Res
     users::revoke_token(&mut tx, who.token_id, now).await?;
     crate::store::audit::append(&mut tx, &[who.event("auth.logout", "token", who.token_id)], now).await?;
     tx.commit().await?;
+    state.tokens.forget_all();
     let secure = session::secure_cookies(&state.config);
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut()

@@ -1,6 +1,6 @@
-//! The queries behind FHIR search: every search is one `COUNT(*)` (for `Bundle.total`) and one
-//! page query with the same fixed `WHERE`, where an absent parameter is a NULL that matches
-//! everything. `viewer` limits results to rooms the user belongs to (SMART `user/` scopes); it
+//! The queries behind FHIR search: every search is one page query and, when the page does not
+//! tell the total itself, one `COUNT(*)` (for `Bundle.total`) with the same [`Criteria`]: only
+//! the parameters that were given. `viewer` limits results to rooms the user belongs to (SMART `user/` scopes); it
 //! is `None` for server-wide (`system/`) access.
 
 use sqlx::any::AnyRow;
@@ -33,49 +33,123 @@ impl<'a> Arg<'a> {
     }
 }
 
-/// One page of rows (`{select}{from_where} {order} LIMIT .. OFFSET ..`) and the total: a page
-/// that is not full (and not past the end) tells the total itself; otherwise `SELECT COUNT(*)
-/// {from_where}` counts. `args` are bound as `$1..$n` in both. The SQL pieces are constants of the
-/// store modules; values are always bound, never spliced.
+impl Arg<'_> {
+    fn present(&self) -> bool {
+        match self {
+            Arg::Text(v) => v.is_some(),
+            Arg::Int(v) => v.is_some(),
+        }
+    }
+}
+
+/// A search's `FROM … WHERE …` holding only the criteria that were given, each bound as `$n`.
+/// Leaving absent criteria out (rather than writing `($1 IS NULL OR col = $1)`) lets both
+/// engines use the index a criterion names: a read by id is a primary-key lookup, not a scan of
+/// every patient. Conditions are constants of the store modules; values are always bound.
+pub struct Criteria<'a> {
+    sql: String,
+    args: Vec<Arg<'a>>,
+    empty: bool,
+}
+
+impl<'a> Criteria<'a> {
+    /// Starts from `from` (`" FROM … [JOIN …]"`, no `WHERE`).
+    pub fn new(from: &str) -> Self {
+        Self {
+            sql: from.to_string(),
+            args: Vec::new(),
+            empty: true,
+        }
+    }
+
+    fn push(&mut self, cond: &str) {
+        self.sql.push_str(if self.empty { " WHERE " } else { " AND " });
+        self.sql.push_str(cond);
+        self.empty = false;
+    }
+
+    /// A condition that always applies.
+    pub fn always(mut self, cond: &str) -> Self {
+        self.push(cond);
+        self
+    }
+
+    /// `cond`, with every `?` standing for `value`, when `value` is present.
+    pub fn when(mut self, cond: &str, value: Arg<'a>) -> Self {
+        if value.present() {
+            let sql = cond.replace('?', &format!("${}", self.args.len() + 1));
+            self.push(&sql);
+            self.args.push(value);
+        }
+        self
+    }
+
+    /// `cond`, with `?1`, `?2`… standing for `values` in order, when every value is present.
+    pub fn when_all(mut self, cond: &str, values: &[Arg<'a>]) -> Self {
+        if values.is_empty() || !values.iter().all(Arg::present) {
+            return self;
+        }
+        let mut sql = cond.to_string();
+        // Highest first, so `?1` never eats the start of `?10`.
+        for i in (1..=values.len()).rev() {
+            sql = sql.replace(&format!("?{i}"), &format!("${}", self.args.len() + i));
+        }
+        self.push(&sql);
+        self.args.extend_from_slice(values);
+        self
+    }
+}
+
+fn bind_all<'q, O>(
+    mut q: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments>,
+    args: &[Arg<'q>],
+) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
+    for a in args {
+        q = match *a {
+            Arg::Text(v) => q.bind(v),
+            Arg::Int(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+/// One page of rows (`{select}{criteria} {order} LIMIT .. OFFSET ..`) and the total: a page that
+/// is not full (and not past the end) tells the total itself; otherwise `SELECT COUNT(*)
+/// {criteria}` counts.
 pub async fn count_and_page<T>(
     pool: &AnyPool,
-    (select, from_where, order): (&str, &str, &str),
-    args: &[Arg<'_>],
+    (select, criteria, order): (&str, &Criteria<'_>, &str),
     page: Page,
 ) -> Result<(i64, Vec<T>)>
 where
     T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
 {
+    let n = criteria.args.len();
     let page_sql = format!(
-        "{select}{from_where} {order} LIMIT ${} OFFSET ${}",
-        args.len() + 1,
-        args.len() + 2
+        "{select}{} {order} LIMIT ${} OFFSET ${}",
+        criteria.sql,
+        n + 1,
+        n + 2
     );
-    let mut rows = sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(page_sql));
-    for a in args {
-        rows = match *a {
-            Arg::Text(v) => rows.bind(v),
-            Arg::Int(v) => rows.bind(v),
-        };
-    }
-    let rows = rows
-        .bind(i64::from(page.count))
-        .bind(i64::from(page.offset))
-        .fetch_all(pool)
-        .await?;
+    let rows = bind_all(
+        sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(page_sql)),
+        &criteria.args,
+    )
+    .bind(i64::from(page.count))
+    .bind(i64::from(page.offset))
+    .fetch_all(pool)
+    .await?;
     let short = rows.len() < page.count as usize;
     if short && (!rows.is_empty() || page.offset == 0) {
         return Ok((i64::from(page.offset) + rows.len() as i64, rows));
     }
-    let count_sql = format!("SELECT COUNT(*){from_where}");
-    let mut count = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(count_sql));
-    for a in args {
-        count = match *a {
-            Arg::Text(v) => count.bind(v),
-            Arg::Int(v) => count.bind(v),
-        };
-    }
-    let (total,) = count.fetch_one(pool).await?;
+    let count_sql = format!("SELECT COUNT(*){}", criteria.sql);
+    let (total,) = bind_all(
+        sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(count_sql)),
+        &criteria.args,
+    )
+    .fetch_one(pool)
+    .await?;
     Ok((total, rows))
 }
 
@@ -109,17 +183,30 @@ pub struct PatientRecord {
     pub row: super::patients::PatientRow,
     /// Unix ms.
     pub updated_at: i64,
+    /// Its identifiers as a JSON array of `[system, value]`, ordered by system: read in the same
+    /// query as the patient, so a read by id is one round trip.
+    pub identifiers: String,
 }
 
-const PATIENT_WHERE: &str = " FROM patients p WHERE ($1 IS NULL OR p.id = $1)
-           AND ($2 IS NULL OR EXISTS (SELECT 1 FROM patient_identifiers i WHERE i.patient_id = p.id
-                AND i.value = $2 AND ($3 IS NULL OR i.system = $3)))
-           AND ($4 IS NULL OR LOWER(p.family_name) LIKE $4 OR LOWER(p.given_name) LIKE $4)
-           AND ($5 IS NULL OR LOWER(p.family_name) LIKE $5)
-           AND ($6 IS NULL OR LOWER(p.given_name) LIKE $6)
-           AND ($7 IS NULL OR p.birth_date >= $7) AND ($8 IS NULL OR p.birth_date <= $8)
-           AND ($9 IS NULL OR EXISTS (SELECT 1 FROM encounters e JOIN rooms r ON r.encounter_id = e.id
-                JOIN room_members m ON m.room_id = r.id WHERE e.patient_id = p.id AND m.user_id = $9))";
+impl PatientRecord {
+    /// `(system, value)` of each identifier.
+    pub fn identifier_pairs(&self) -> Result<Vec<(String, String)>> {
+        serde_json::from_str(&self.identifiers)
+            .map_err(|e| crate::error::Error::Internal(format!("patient identifiers column: {e}")))
+    }
+}
+
+/// The patient's identifiers as `[[system, value], …]` JSON text; the aggregate is spelled
+/// differently by the two engines.
+fn identifiers_column(pool: &AnyPool) -> &'static str {
+    if super::is_postgres(pool) {
+        "(SELECT COALESCE(json_agg(json_build_array(i.system, i.value) ORDER BY i.system, i.value), '[]')::text \
+         FROM patient_identifiers i WHERE i.patient_id = p.id) AS identifiers"
+    } else {
+        "(SELECT json_group_array(json_array(i.system, i.value) ORDER BY i.system, i.value) \
+         FROM patient_identifiers i WHERE i.patient_id = p.id) AS identifiers"
+    }
+}
 
 /// `'abc'` → `'abc%'` lowercased with LIKE wildcards escaped away (they are rare in names and
 /// would otherwise widen the match).
@@ -142,39 +229,39 @@ pub async fn patients(
     let name = q.name.as_deref().map(starts_with);
     let family = q.family.as_deref().map(starts_with);
     let given = q.given.as_deref().map(starts_with);
-    let args = [
-        Arg::text(&q.id),
-        Arg::text(&q.identifier_value),
-        Arg::text(&q.identifier_system),
-        Arg::text(&name),
-        Arg::text(&family),
-        Arg::text(&given),
-        Arg::text(&q.birth_from),
-        Arg::text(&q.birth_to),
-        Arg::Text(viewer),
-    ];
-    let select = "SELECT p.id, p.family_name, p.given_name, p.birth_date, p.sex, p.merged_into, \
-                  p.demographics_at, p.updated_at";
-    count_and_page(pool, (select, PATIENT_WHERE, "ORDER BY p.id"), &args, page).await
-}
-
-/// `(patient id, system, value)` of the given patients' identifiers.
-pub async fn identifiers(pool: &AnyPool, patient_ids: &[String]) -> Result<Vec<(String, String, String)>> {
-    if patient_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    // One query per page; ids come from the database, and are bound, not spliced.
-    let mut out = Vec::new();
-    for id in patient_ids {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT patient_id, system, value FROM patient_identifiers WHERE patient_id = $1 ORDER BY system",
+    let identifier = match &q.identifier_system {
+        Some(_) => {
+            "EXISTS (SELECT 1 FROM patient_identifiers i WHERE i.patient_id = p.id \
+                    AND i.value = ?1 AND i.system = ?2)"
+        }
+        None => "EXISTS (SELECT 1 FROM patient_identifiers i WHERE i.patient_id = p.id AND i.value = ?1)",
+    };
+    let identifier_args = [Arg::text(&q.identifier_value), Arg::text(&q.identifier_system)];
+    let criteria = Criteria::new(" FROM patients p")
+        .when("p.id = ?", Arg::text(&q.id))
+        .when_all(
+            identifier,
+            &identifier_args[..if q.identifier_system.is_some() { 2 } else { 1 }],
         )
-        .bind(id)
-        .fetch_all(pool)
-        .await?;
-        out.extend(rows);
-    }
-    Ok(out)
+        .when(
+            "(LOWER(p.family_name) LIKE ? OR LOWER(p.given_name) LIKE ?)",
+            Arg::text(&name),
+        )
+        .when("LOWER(p.family_name) LIKE ?", Arg::text(&family))
+        .when("LOWER(p.given_name) LIKE ?", Arg::text(&given))
+        .when("p.birth_date >= ?", Arg::text(&q.birth_from))
+        .when("p.birth_date <= ?", Arg::text(&q.birth_to))
+        .when(
+            "EXISTS (SELECT 1 FROM encounters e JOIN rooms r ON r.encounter_id = e.id \
+             JOIN room_members m ON m.room_id = r.id WHERE e.patient_id = p.id AND m.user_id = ?)",
+            Arg::Text(viewer),
+        );
+    let select = format!(
+        "SELECT p.id, p.family_name, p.given_name, p.birth_date, p.sex, p.merged_into, \
+         p.demographics_at, p.updated_at, {}",
+        identifiers_column(pool)
+    );
+    count_and_page(pool, (&select, &criteria, "ORDER BY p.id"), page).await
 }
 
 /// Encounter search criteria.
@@ -208,15 +295,6 @@ pub struct EncounterRecord {
     pub updated_at: i64,
 }
 
-const ENCOUNTER_WHERE: &str = " FROM encounters e WHERE ($1 IS NULL OR e.id = $1)
-           AND ($2 IS NULL OR e.visit_number = $2) AND ($3 IS NULL OR e.visit_system = $3)
-           AND ($4 IS NULL OR e.patient_id = $4) AND ($5 IS NULL OR e.status = $5)
-           AND ($6 IS NULL OR e.location_unit = $6)
-           AND ($7 IS NULL OR COALESCE(e.discharged_at, 9223372036854775807) >= $7)
-           AND ($8 IS NULL OR COALESCE(e.admitted_at, e.created_at) <= $8)
-           AND ($9 IS NULL OR EXISTS (SELECT 1 FROM rooms r JOIN room_members m ON m.room_id = r.id
-                WHERE r.encounter_id = e.id AND m.user_id = $9))";
-
 /// Encounters matching `q`, with the total.
 pub async fn encounters(
     pool: &AnyPool,
@@ -224,21 +302,27 @@ pub async fn encounters(
     viewer: Option<&str>,
     page: Page,
 ) -> Result<(i64, Vec<EncounterRecord>)> {
-    let args = [
-        Arg::text(&q.id),
-        Arg::text(&q.identifier_value),
-        Arg::text(&q.identifier_system),
-        Arg::text(&q.patient_id),
-        Arg::text(&q.status),
-        Arg::text(&q.location),
-        Arg::Int(q.date_from),
-        Arg::Int(q.date_to),
-        Arg::Text(viewer),
-    ];
+    let criteria = Criteria::new(" FROM encounters e")
+        .when("e.id = ?", Arg::text(&q.id))
+        .when("e.visit_number = ?", Arg::text(&q.identifier_value))
+        .when("e.visit_system = ?", Arg::text(&q.identifier_system))
+        .when("e.patient_id = ?", Arg::text(&q.patient_id))
+        .when("e.status = ?", Arg::text(&q.status))
+        .when("e.location_unit = ?", Arg::text(&q.location))
+        .when(
+            "COALESCE(e.discharged_at, 9223372036854775807) >= ?",
+            Arg::Int(q.date_from),
+        )
+        .when("COALESCE(e.admitted_at, e.created_at) <= ?", Arg::Int(q.date_to))
+        .when(
+            "EXISTS (SELECT 1 FROM rooms r JOIN room_members m ON m.room_id = r.id \
+             WHERE r.encounter_id = e.id AND m.user_id = ?)",
+            Arg::Text(viewer),
+        );
     let select = "SELECT e.id, e.patient_id, e.visit_system, e.visit_number, e.class, e.status, e.location_unit, \
                   e.location_room, e.location_bed, e.prior_unit, e.prior_room, e.prior_bed, e.admitted_at, \
                   e.discharged_at, e.last_event_at, e.practitioners, e.updated_at";
-    count_and_page(pool, (select, ENCOUNTER_WHERE, "ORDER BY e.id"), &args, page).await
+    count_and_page(pool, (select, &criteria, "ORDER BY e.id"), page).await
 }
 
 /// `(user id, reason)` of the practitioners of an encounter's room (attending, consulting,
@@ -305,4 +389,34 @@ pub async fn patient_by_identifier(
         .1
         .into_iter()
         .next())
+}
+
+#[cfg(test)]
+mod criteria_tests {
+    use super::*;
+
+    #[test]
+    fn only_given_criteria_are_written_and_numbered_in_order() {
+        let (id, value, system) = (Some("p1".to_string()), Some("MRN-1".to_string()), None::<String>);
+        let c = Criteria::new(" FROM patients p")
+            .when("p.id = ?", Arg::text(&id))
+            .when("p.sex = ?", Arg::text(&system))
+            .when_all(
+                "(i.value = ?1 AND i.system = ?2)",
+                &[Arg::text(&value), Arg::text(&system)],
+            )
+            .when_all("i.value = ?1", &[Arg::text(&value)])
+            .when("(a LIKE ? OR b LIKE ?)", Arg::Int(Some(3)));
+        assert_eq!(
+            c.sql,
+            " FROM patients p WHERE p.id = $1 AND i.value = $2 AND (a LIKE $3 OR b LIKE $3)"
+        );
+        assert_eq!(c.args.len(), 3);
+        let none = Criteria::new(" FROM users u").when("u.id = ?", Arg::Text(None));
+        assert_eq!(none.sql, " FROM users u");
+        let fixed = Criteria::new(" FROM users u")
+            .always("u.kind = 'person'")
+            .when("u.npi = ?", Arg::Text(Some("1")));
+        assert_eq!(fixed.sql, " FROM users u WHERE u.kind = 'person' AND u.npi = $1");
+    }
 }

@@ -3,7 +3,7 @@
 
 use sqlx::{AnyPool, FromRow};
 
-use super::fhir::{Arg, Page, count_and_page};
+use super::fhir::{Arg, Criteria, Page, count_and_page};
 use super::messages::MessageRecord;
 use crate::error::Result;
 
@@ -39,11 +39,6 @@ pub struct TeamRecord {
     pub created_at: i64,
 }
 
-const TEAM_WHERE: &str = " FROM rooms r LEFT JOIN encounters e ON e.id = r.encounter_id
-         WHERE r.kind <> 'direct' AND ($1 IS NULL OR r.id = $1) AND ($2 IS NULL OR r.encounter_id = $2)
-           AND ($3 IS NULL OR e.patient_id = $3) AND ($4 IS NULL OR r.status = $4 OR r.status = $5)
-           AND ($6 IS NULL OR EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $6))";
-
 /// Rooms matching `q` (never direct conversations), with the total.
 pub async fn teams(
     pool: &AnyPool,
@@ -55,16 +50,21 @@ pub async fn teams(
         Some((a, b)) => (Some(a.as_str()), Some(b.as_str())),
         None => (None, None),
     };
-    let args = [
-        Arg::text(&q.id),
-        Arg::text(&q.encounter_id),
-        Arg::text(&q.patient_id),
-        Arg::Text(s1),
-        Arg::Text(s2),
-        Arg::Text(viewer),
-    ];
+    let criteria = Criteria::new(" FROM rooms r LEFT JOIN encounters e ON e.id = r.encounter_id")
+        .always("r.kind <> 'direct'")
+        .when("r.id = ?", Arg::text(&q.id))
+        .when("r.encounter_id = ?", Arg::text(&q.encounter_id))
+        .when("e.patient_id = ?", Arg::text(&q.patient_id))
+        .when_all(
+            "(r.status = ?1 OR r.status = ?2)",
+            &[Arg::Text(s1), Arg::Text(s2)],
+        )
+        .when(
+            "EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = ?)",
+            Arg::Text(viewer),
+        );
     let select = "SELECT r.id, r.kind, r.name, r.status, r.encounter_id, e.patient_id, r.created_at";
-    count_and_page(pool, (select, TEAM_WHERE, "ORDER BY r.id"), &args, page).await
+    count_and_page(pool, (select, &criteria, "ORDER BY r.id"), page).await
 }
 
 /// `(user id, reason)` of a room's members, oldest first.
@@ -110,13 +110,6 @@ pub struct MessageWithContext {
     pub patient_id: Option<String>,
 }
 
-const MESSAGE_WHERE: &str = " FROM messages m JOIN rooms r ON r.id = m.room_id LEFT JOIN encounters e ON e.id = r.encounter_id
-         WHERE m.redacted_at IS NULL AND ($1 IS NULL OR m.id = $1) AND ($2 IS NULL OR r.encounter_id = $2)
-           AND ($3 IS NULL OR e.patient_id = $3) AND ($4 IS NULL OR m.sender_id = $4)
-           AND ($5 IS NULL OR m.room_id = $5) AND ($6 IS NULL OR m.priority = $6)
-           AND ($7 IS NULL OR m.created_at >= $7) AND ($8 IS NULL OR m.created_at <= $8)
-           AND ($9 IS NULL OR EXISTS (SELECT 1 FROM room_members rm WHERE rm.room_id = m.room_id AND rm.user_id = $9))";
-
 /// Messages matching `q`, newest first, with the total.
 pub async fn messages(
     pool: &AnyPool,
@@ -124,20 +117,25 @@ pub async fn messages(
     viewer: Option<&str>,
     page: Page,
 ) -> Result<(i64, Vec<MessageWithContext>)> {
-    let args = [
-        Arg::text(&q.id),
-        Arg::text(&q.encounter_id),
-        Arg::text(&q.patient_id),
-        Arg::text(&q.sender_id),
-        Arg::text(&q.room_id),
-        Arg::text(&q.priority),
-        Arg::Int(q.sent_from),
-        Arg::Int(q.sent_to),
+    let criteria = Criteria::new(
+        " FROM messages m JOIN rooms r ON r.id = m.room_id LEFT JOIN encounters e ON e.id = r.encounter_id",
+    )
+    .always("m.redacted_at IS NULL")
+    .when("m.id = ?", Arg::text(&q.id))
+    .when("r.encounter_id = ?", Arg::text(&q.encounter_id))
+    .when("e.patient_id = ?", Arg::text(&q.patient_id))
+    .when("m.sender_id = ?", Arg::text(&q.sender_id))
+    .when("m.room_id = ?", Arg::text(&q.room_id))
+    .when("m.priority = ?", Arg::text(&q.priority))
+    .when("m.created_at >= ?", Arg::Int(q.sent_from))
+    .when("m.created_at <= ?", Arg::Int(q.sent_to))
+    .when(
+        "EXISTS (SELECT 1 FROM room_members rm WHERE rm.room_id = m.room_id AND rm.user_id = ?)",
         Arg::Text(viewer),
-    ];
+    );
     let select = "SELECT m.id, m.seq, m.room_id, m.sender_id, m.kind, m.priority, m.body, m.body_key_id, \
                   m.request_hash, m.created_at, r.encounter_id, e.patient_id";
-    count_and_page(pool, (select, MESSAGE_WHERE, "ORDER BY m.seq DESC"), &args, page).await
+    count_and_page(pool, (select, &criteria, "ORDER BY m.seq DESC"), page).await
 }
 
 /// Practitioner criteria: people only (service accounts are not care-givers).
@@ -170,11 +168,6 @@ pub struct PractitionerRecord {
     pub created_at: i64,
 }
 
-const PRACTITIONER_WHERE: &str =
-    " FROM users u WHERE u.kind = 'person' AND ($1 IS NULL OR u.id = $1) AND ($2 IS NULL OR u.npi = $2)
-           AND ($3 IS NULL OR u.username = $3) AND ($4 IS NULL OR LOWER(u.display_name) LIKE $4
-                OR LOWER(u.display_name) LIKE $5)";
-
 /// People matching `q`, with the total.
 pub async fn practitioners(
     pool: &AnyPool,
@@ -184,19 +177,15 @@ pub async fn practitioners(
     // A name matches at the start of the display name or of any later word in it.
     let name = q.name.as_deref().map(super::fhir::starts_with);
     let later_word = name.as_ref().map(|n| format!("% {n}"));
-    let args = [
-        Arg::text(&q.id),
-        Arg::text(&q.npi),
-        Arg::text(&q.username),
-        Arg::text(&name),
-        Arg::text(&later_word),
-    ];
+    let criteria = Criteria::new(" FROM users u")
+        .always("u.kind = 'person'")
+        .when("u.id = ?", Arg::text(&q.id))
+        .when("u.npi = ?", Arg::text(&q.npi))
+        .when("u.username = ?", Arg::text(&q.username))
+        .when_all(
+            "(LOWER(u.display_name) LIKE ?1 OR LOWER(u.display_name) LIKE ?2)",
+            &[Arg::text(&name), Arg::text(&later_word)],
+        );
     let select = "SELECT u.id, u.username, u.display_name, u.npi, u.active, u.created_at";
-    count_and_page(
-        pool,
-        (select, PRACTITIONER_WHERE, "ORDER BY u.username"),
-        &args,
-        page,
-    )
-    .await
+    count_and_page(pool, (select, &criteria, "ORDER BY u.username"), page).await
 }

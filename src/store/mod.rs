@@ -88,6 +88,9 @@ impl Store {
             let opts = AnyConnectOptions::from_str(url).map_err(connect_err)?;
             let pool = AnyPoolOptions::new()
                 .max_connections(max_connections.max(2))
+                // No ping before each use: it is a round trip per query, and a connection that
+                // broke fails its query with an error the caller already handles.
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(opts)
                 .await
@@ -112,6 +115,8 @@ impl Store {
         let sqlite_pool = |max: u32| {
             AnyPoolOptions::new()
                 .max_connections(max)
+                // An embedded file does not go away; a ping would cost a worker-thread hop.
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(30))
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
@@ -194,6 +199,14 @@ pub async fn notify<'c, E: Executor<'c, Database = Any>>(
         .execute(ex)
         .await?;
     Ok(())
+}
+
+/// Whether `pool` talks to PostgreSQL, for the few statements the two engines spell differently.
+pub(crate) fn is_postgres(pool: &AnyPool) -> bool {
+    pool.connect_options()
+        .database_url
+        .scheme()
+        .starts_with("postgres")
 }
 
 /// Converts a UUID stored as text; a malformed value in the database is a bug, not user input.

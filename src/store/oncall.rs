@@ -289,37 +289,25 @@ pub struct ShiftRecord {
     pub created_at: i64,
 }
 
-const SHIFT_WHERE: &str =
-    " FROM oncall_shifts s WHERE ($1 IS NULL OR s.id = $1) AND ($2 IS NULL OR s.service = $2)
-    AND ($3 IS NULL OR s.user_id = $3) AND ($4 IS NULL OR (s.starts_at <= $4 AND s.ends_at > $4))
-    AND ($5 IS NULL OR s.starts_at > $5 OR s.ends_at <= $5) AND ($6 IS NULL OR s.ends_at > $6)
-    AND ($7 IS NULL OR s.starts_at <= $7)";
-
 /// Shifts matching `q`, with the total.
 pub async fn shifts(
     pool: &AnyPool,
     q: &ShiftQuery,
     page: super::fhir::Page,
 ) -> Result<(i64, Vec<ShiftRecord>)> {
-    use super::fhir::Arg;
-    let args = [
-        Arg::text(&q.id),
-        Arg::text(&q.service),
-        Arg::text(&q.user_id),
-        Arg::Int(q.covering),
-        Arg::Int(q.not_covering),
-        Arg::Int(q.from),
-        Arg::Int(q.to),
-    ];
+    use super::fhir::{Arg, Criteria};
+    let criteria = Criteria::new(" FROM oncall_shifts s")
+        .when("s.id = ?", Arg::text(&q.id))
+        .when("s.service = ?", Arg::text(&q.service))
+        .when("s.user_id = ?", Arg::text(&q.user_id))
+        .when("(s.starts_at <= ? AND s.ends_at > ?)", Arg::Int(q.covering))
+        .when("(s.starts_at > ? OR s.ends_at <= ?)", Arg::Int(q.not_covering))
+        .when("s.ends_at > ?", Arg::Int(q.from))
+        .when("s.starts_at <= ?", Arg::Int(q.to));
     let select = "SELECT s.id, s.service, s.tier, s.starts_at, s.ends_at, s.user_id, s.created_at";
     super::fhir::count_and_page(
         pool,
-        (
-            select,
-            SHIFT_WHERE,
-            "ORDER BY s.service, s.starts_at, s.tier, s.id",
-        ),
-        &args,
+        (select, &criteria, "ORDER BY s.service, s.starts_at, s.tier, s.id"),
         page,
     )
     .await

@@ -149,7 +149,7 @@ pub async fn insert_token(conn: &mut AnyConnection, t: &NewToken<'_>) -> Result<
 }
 
 /// A valid token and its owner.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct TokenUser {
     /// Token id.
     pub token_id: Uuid,
@@ -159,6 +159,10 @@ pub struct TokenUser {
     pub user: UserRecord,
     /// For a browser session: when it was last recorded as used (Unix ms).
     pub session_last_used: Option<i64>,
+    /// When the token stops being valid (Unix ms), if it expires.
+    pub expires_at: Option<i64>,
+    /// Whether the token ends after a period without use (browser sessions do).
+    pub idles_out: bool,
 }
 
 /// Resolves a token hash to its id, its scopes and an active user, if the token is valid at
@@ -168,13 +172,14 @@ pub async fn user_by_token_hash(pool: &AnyPool, token_hash: &str, now_ms: i64) -
     struct Row {
         token_id: String,
         scopes: String,
+        expires_at: Option<i64>,
         idle_timeout_ms: Option<i64>,
         last_used_at: Option<i64>,
         #[sqlx(flatten)]
         user: UserRow,
     }
     let row: Option<Row> = sqlx::query_as(
-        "SELECT t.id AS token_id, t.scopes, t.idle_timeout_ms, t.last_used_at,
+        "SELECT t.id AS token_id, t.scopes, t.expires_at, t.idle_timeout_ms, t.last_used_at,
                 u.id, u.username, u.display_name, u.kind, u.roles, u.npi, u.active
          FROM api_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL
@@ -191,6 +196,8 @@ pub async fn user_by_token_hash(pool: &AnyPool, token_hash: &str, now_ms: i64) -
             token_id: parse_id(&r.token_id)?,
             scopes: r.scopes,
             session_last_used: r.idle_timeout_ms.and(r.last_used_at),
+            expires_at: r.expires_at,
+            idles_out: r.idle_timeout_ms.is_some(),
             user: UserRecord::try_from(r.user)?,
         })
     })
