@@ -5,7 +5,8 @@
 //! concurrent clients each send their next request when the previous answer arrives.
 //!
 //! Run: `cargo bench --bench fhir_read -- [--clients 16] [--requests 20000] [--patients 200]
-//!       [--postgres SERVER_URL]` (default: a fresh SQLite file). Without the `--bench` argument
+//!       [--pool N] [--postgres SERVER_URL]` (default: a fresh SQLite file; `--pool`: database
+//!       connections, `db_max_connections`). Without the `--bench` argument
 //! that `cargo bench` passes (that is, under `cargo test`) it runs a short smoke version.
 
 #[path = "common/mod.rs"]
@@ -21,6 +22,7 @@ use wardline::store::users::{self, UserRecord};
 
 struct Args {
     clients: usize,
+    pool: Option<u32>,
     requests: usize,
     patients: usize,
     postgres: Option<String>,
@@ -32,6 +34,7 @@ fn args() -> Args {
     let quick = cli.quick();
     Args {
         clients: cli.value("--clients").unwrap_or(16),
+        pool: cli.value("--pool"),
         requests: cli
             .value("--requests")
             .unwrap_or(if quick { 400 } else { 20_000 }),
@@ -62,7 +65,11 @@ async fn service_token(app: &Application) -> anyhow::Result<String> {
 }
 
 async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
-    let app = Application::build(common::config(url, dir)?).await?;
+    let mut config = common::config(url, dir)?;
+    if let Some(pool) = a.pool {
+        config.db_max_connections = pool;
+    }
+    let app = Application::build(config).await?;
     let base = format!("http://{}/fhir", app.local_addr());
     let token = service_token(&app).await?;
     let shutdown = app.shutdown_token();
