@@ -20,6 +20,9 @@ use crate::chat::model::Priority;
 use crate::chat::receipts::Delivered;
 use crate::error::{Error, Result};
 
+/// Read and write buffer of each WebSocket, in bytes.
+const WS_BUFFER_BYTES: usize = 4 * 1024;
+
 /// Connection parameters.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct WsQuery {
@@ -55,6 +58,11 @@ pub async fn upgrade(
     Ok(ws
         .max_message_size(max)
         .max_frame_size(max)
+        // An idle socket should cost little (SPEC §10: ≤ 16 KB each for 10,000 of them). The
+        // library's default buffers are 128 KiB each way, held for the socket's life; small ones
+        // only mean a large frame arrives in several reads.
+        .read_buffer_size(WS_BUFFER_BYTES)
+        .write_buffer_size(WS_BUFFER_BYTES)
         .on_upgrade(move |socket| session(state, who, after, socket).instrument(tracing::info_span!("ws"))))
 }
 
