@@ -22,7 +22,15 @@ const CAPACITY: usize = 4096;
 #[derive(Debug)]
 pub struct TokenCache {
     ttl_ms: i64,
-    entries: Mutex<HashMap<String, (i64, TokenUser)>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: HashMap<String, (i64, TokenUser)>,
+    /// Bumped by every [`TokenCache::forget_all`], so a lookup that started before a revocation
+    /// cannot put the revoked token back.
+    generation: u64,
 }
 
 impl TokenCache {
@@ -30,8 +38,17 @@ impl TokenCache {
     pub fn new(ttl_ms: u64) -> Self {
         Self {
             ttl_ms: i64::try_from(ttl_ms).unwrap_or(i64::MAX),
-            entries: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
         }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Taken before a database lookup and handed to [`TokenCache::put`] with its result.
+    pub fn generation(&self) -> u64 {
+        self.state().generation
     }
 
     /// The token with hash `hash` as validated within the window, if it is still valid at
@@ -40,28 +57,34 @@ impl TokenCache {
         if self.ttl_ms == 0 {
             return None;
         }
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let (fetched, found) = entries.get(hash)?;
+        let state = self.state();
+        let (fetched, found) = state.entries.get(hash)?;
         let fresh = now_ms >= *fetched && now_ms - fetched < self.ttl_ms;
         let unexpired = found.expires_at.is_none_or(|at| at > now_ms);
         (fresh && unexpired).then(|| found.clone())
     }
 
-    /// Remembers a token the database has just validated at `now_ms` (sessions excepted).
-    pub fn put(&self, hash: &str, found: &TokenUser, now_ms: i64) {
+    /// Remembers a token the database has just validated at `now_ms` (sessions excepted),
+    /// unless something was forgotten since `generation` was taken before that lookup.
+    pub fn put(&self, hash: &str, found: &TokenUser, now_ms: i64, generation: u64) {
         if self.ttl_ms == 0 || found.idles_out {
             return;
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= CAPACITY {
-            entries.clear();
+        let mut state = self.state();
+        if state.generation != generation {
+            return;
         }
-        entries.insert(hash.to_string(), (now_ms, found.clone()));
+        if state.entries.len() >= CAPACITY {
+            state.entries.clear();
+        }
+        state.entries.insert(hash.to_string(), (now_ms, found.clone()));
     }
 
     /// Forgets every token: called after a revocation or a change to a user's access.
     pub fn forget_all(&self) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut state = self.state();
+        state.entries.clear();
+        state.generation += 1;
     }
 }
 
@@ -93,7 +116,7 @@ mod tests {
     fn a_lookup_is_trusted_for_the_window_only() {
         let cache = TokenCache::new(2_000);
         let t = token(None, false);
-        cache.put("h", &t, 10_000);
+        cache.put("h", &t, 10_000, cache.generation());
         assert_eq!(cache.get("h", 10_000).map(|f| f.token_id), Some(t.token_id));
         assert!(cache.get("h", 11_999).is_some());
         assert!(cache.get("h", 12_000).is_none(), "the window has passed");
@@ -107,19 +130,25 @@ mod tests {
     #[test]
     fn expiry_sessions_revocation_and_zero_ttl_are_honoured() {
         let cache = TokenCache::new(60_000);
-        cache.put("exp", &token(Some(10_500), false), 10_000);
+        let g = cache.generation();
+        cache.put("exp", &token(Some(10_500), false), 10_000, g);
         assert!(cache.get("exp", 10_499).is_some());
         assert!(cache.get("exp", 10_500).is_none(), "expired inside the window");
-        cache.put("session", &token(None, true), 10_000);
+        cache.put("session", &token(None, true), 10_000, g);
         assert!(
             cache.get("session", 10_000).is_none(),
             "sessions always go to the database"
         );
-        cache.put("svc", &token(None, false), 10_000);
+        cache.put("svc", &token(None, false), 10_000, g);
         cache.forget_all();
         assert!(cache.get("svc", 10_000).is_none(), "revocation forgets at once");
+        cache.put("svc", &token(None, false), 10_000, g);
+        assert!(
+            cache.get("svc", 10_000).is_none(),
+            "a lookup that began before the revocation does not put it back"
+        );
         let off = TokenCache::new(0);
-        off.put("svc", &token(None, false), 10_000);
+        off.put("svc", &token(None, false), 10_000, off.generation());
         assert!(off.get("svc", 10_000).is_none());
     }
 }

@@ -157,10 +157,11 @@ pub async fn authenticate(
     let found = match tokens.get(&hash, now_ms) {
         Some(found) => found,
         None => {
+            let generation = tokens.generation();
             let found = users::user_by_token_hash(store.reader(), &hash, now_ms)
                 .await?
                 .ok_or(Error::Unauthenticated)?;
-            tokens.put(&hash, &found, now_ms);
+            tokens.put(&hash, &found, now_ms, generation);
             found
         }
     };

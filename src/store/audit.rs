@@ -3,6 +3,7 @@
 
 use sqlx::{AnyConnection, AnyPool, FromRow};
 
+use super::criteria::{Arg, Criteria, Page};
 use crate::audit::{Entry, Event, next_entry};
 use crate::error::{Error, Result};
 
@@ -146,53 +147,30 @@ pub struct Filter {
     pub seq: Option<i64>,
 }
 
-macro_rules! filter_where {
-    () => {
-        " FROM audit_log
-         WHERE ($1 IS NULL OR actor_id = $1) AND ($2 IS NULL OR action = $2)
-           AND ($3 IS NULL OR entity_type = $3) AND ($4 IS NULL OR entity_id = $4)
-           AND ($5 IS NULL OR outcome = $5) AND at >= $6 AND at < $7 AND seq < $8
-           AND ($9 IS NULL OR seq = $9)"
-    };
-}
-
-macro_rules! bind_filter {
-    ($query:expr, $f:expr) => {
-        $query
-            .bind(&$f.actor_id)
-            .bind(&$f.action)
-            .bind(&$f.entity_type)
-            .bind(&$f.entity_id)
-            .bind(&$f.outcome)
-            .bind($f.from_ms.unwrap_or(i64::MIN))
-            .bind($f.to_ms.unwrap_or(i64::MAX))
-            .bind($f.before_seq.unwrap_or(i64::MAX))
-            .bind($f.seq)
-    };
+/// Only the criteria given, so each can use its index (`audit_log_entity`, `audit_log_action`,
+/// `audit_log_actor`, `audit_log_at`) instead of a walk over the whole trail.
+fn criteria(f: &Filter) -> Criteria<'_> {
+    Criteria::new(" FROM audit_log")
+        .when("actor_id = ?", Arg::text(&f.actor_id))
+        .when("action = ?", Arg::text(&f.action))
+        .when("entity_type = ?", Arg::text(&f.entity_type))
+        .when("entity_id = ?", Arg::text(&f.entity_id))
+        .when("outcome = ?", Arg::text(&f.outcome))
+        .when("at >= ?", Arg::Int(f.from_ms))
+        .when("at < ?", Arg::Int(f.to_ms))
+        .when("seq < ?", Arg::Int(f.before_seq))
+        .when("seq = ?", Arg::Int(f.seq))
 }
 
 /// How many entries match (FHIR `Bundle.total`).
 pub async fn count(pool: &AnyPool, f: &Filter) -> Result<i64> {
-    let (n,): (i64,) = bind_filter!(sqlx::query_as(concat!("SELECT COUNT(*)", filter_where!())), f)
-        .fetch_one(pool)
-        .await?;
-    Ok(n)
+    criteria(f).count(pool).await
 }
 
 /// Matching entries, newest first, skipping `offset` of them.
 pub async fn search(pool: &AnyPool, f: &Filter, limit: u32, offset: u32) -> Result<Vec<Entry>> {
-    let rows: Vec<Row> = bind_filter!(
-        sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            filter_where!(),
-            " ORDER BY seq DESC LIMIT $10 OFFSET $11"
-        )),
-        f
-    )
-    .bind(i64::from(limit))
-    .bind(i64::from(offset))
-    .fetch_all(pool)
-    .await?;
+    let page = Page { offset, count: limit };
+    let select = concat!("SELECT ", columns!());
+    let rows: Vec<Row> = criteria(f).page(pool, select, "ORDER BY seq DESC", page).await?;
     Ok(rows.into_iter().map(Entry::from).collect())
 }

@@ -3,7 +3,7 @@
 
 use sqlx::{AnyPool, FromRow};
 
-use super::fhir::{Arg, Criteria, Page, count_and_page};
+use super::criteria::{Arg, Criteria, Page, count_and_page};
 use super::messages::MessageRecord;
 use crate::error::Result;
 

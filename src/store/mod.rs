@@ -10,6 +10,7 @@
 pub mod attachments;
 pub mod audit;
 pub mod break_glass;
+pub mod criteria;
 pub mod encounters;
 pub mod fhir;
 pub mod fhir_chat;

@@ -293,9 +293,9 @@ pub struct ShiftRecord {
 pub async fn shifts(
     pool: &AnyPool,
     q: &ShiftQuery,
-    page: super::fhir::Page,
+    page: super::criteria::Page,
 ) -> Result<(i64, Vec<ShiftRecord>)> {
-    use super::fhir::{Arg, Criteria};
+    use super::criteria::{Arg, Criteria};
     let criteria = Criteria::new(" FROM oncall_shifts s")
         .when("s.id = ?", Arg::text(&q.id))
         .when("s.service = ?", Arg::text(&q.service))
@@ -305,7 +305,7 @@ pub async fn shifts(
         .when("s.ends_at > ?", Arg::Int(q.from))
         .when("s.starts_at <= ?", Arg::Int(q.to));
     let select = "SELECT s.id, s.service, s.tier, s.starts_at, s.ends_at, s.user_id, s.created_at";
-    super::fhir::count_and_page(
+    super::criteria::count_and_page(
         pool,
         (select, &criteria, "ORDER BY s.service, s.starts_at, s.tier, s.id"),
         page,
