@@ -25,6 +25,19 @@ async fn search(app: &TestApp, auditor: &str, query: &str) -> Vec<Value> {
         .clone()
 }
 
+/// The server's own verification report, asserted intact up to the head row.
+async fn verified_to_head(app: &TestApp, auditor: &str) -> Value {
+    let report: Value = app
+        .get(auditor, "/api/v1/audit/verify")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["intact"], true, "{report}");
+    assert_eq!(report["verified"], report["head_seq"], "{report}");
+    report
+}
+
 async fn actions_are_audited_without_content(app: &TestApp) {
     let alice = app.user("alice", &["clinician"]).await;
     let bob = app.user("bob", &["clinician"]).await;
@@ -136,14 +149,7 @@ async fn export_and_verify_for_auditors(app: &TestApp) {
     for i in 0..5 {
         app.send(&alice, room, &format!("n{i}")).await;
     }
-    let report: Value = app
-        .get(&auditor.token, "/api/v1/audit/verify")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(report["intact"], true);
-    assert_eq!(report["verified"], report["head_seq"]);
+    let report = verified_to_head(app, &auditor.token).await;
     assert!(report["verified"].as_i64().unwrap() >= 8);
 
     assert_eq!(app.get(&alice.token, "/api/v1/audit/export").await.status(), 403);
@@ -210,14 +216,7 @@ async fn grouped_reads_and_changes_interleave_on_one_chain(app: &TestApp) {
         )
         .await;
     }
-    let report: Value = app
-        .get(&auditor.token, "/api/v1/audit/verify")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(report["intact"], true, "{report}");
-    assert_eq!(report["verified"], report["head_seq"], "{report}");
+    verified_to_head(app, &auditor.token).await;
     let views = search(
         app,
         &auditor.token,
