@@ -15,7 +15,7 @@ pub struct Page {
     pub count: u32,
 }
 
-/// A value bound to a search query; `None` is the NULL that makes its condition match all.
+/// A value bound to a search query; `None` (the parameter was not given) leaves its condition out.
 #[derive(Clone, Copy, Debug)]
 pub enum Arg<'a> {
     /// Text.
@@ -29,9 +29,7 @@ impl<'a> Arg<'a> {
     pub fn text(v: &'a Option<String>) -> Self {
         Arg::Text(v.as_deref())
     }
-}
 
-impl Arg<'_> {
     fn present(&self) -> bool {
         match self {
             Arg::Text(v) => v.is_some(),

@@ -84,20 +84,21 @@ pub async fn patients(
     let name = q.name.as_deref().map(starts_with);
     let family = q.family.as_deref().map(starts_with);
     let given = q.given.as_deref().map(starts_with);
-    let identifier = match &q.identifier_system {
-        Some(_) => {
+    // By value, and by system too when one was given.
+    let (identifier, identifier_args) = match q.identifier_system.as_deref() {
+        Some(system) => (
             "EXISTS (SELECT 1 FROM patient_identifiers i WHERE i.patient_id = p.id \
-                    AND i.value = ?1 AND i.system = ?2)"
-        }
-        None => "EXISTS (SELECT 1 FROM patient_identifiers i WHERE i.patient_id = p.id AND i.value = ?1)",
+             AND i.value = ?1 AND i.system = ?2)",
+            vec![Arg::text(&q.identifier_value), Arg::Text(Some(system))],
+        ),
+        None => (
+            "EXISTS (SELECT 1 FROM patient_identifiers i WHERE i.patient_id = p.id AND i.value = ?1)",
+            vec![Arg::text(&q.identifier_value)],
+        ),
     };
-    let identifier_args = [Arg::text(&q.identifier_value), Arg::text(&q.identifier_system)];
     let criteria = Criteria::new(" FROM patients p")
         .when("p.id = ?", Arg::text(&q.id))
-        .when_all(
-            identifier,
-            &identifier_args[..if q.identifier_system.is_some() { 2 } else { 1 }],
-        )
+        .when_all(identifier, &identifier_args)
         .when(
             "(LOWER(p.family_name) LIKE ? OR LOWER(p.given_name) LIKE ?)",
             Arg::text(&name),
