@@ -193,12 +193,27 @@ impl Bus {
         })))
     }
 
-    /// Keeps a message this node is about to commit, so that when its notification comes back
-    /// it is delivered without reading it again. Call before the commit.
+    /// Keeps a message this node is about to commit, with its recipients, so that delivering it
+    /// after the commit (when its notification comes back on PostgreSQL, at once on SQLite)
+    /// reads neither again. Call before the commit.
     pub fn stage(&self, message: &Message, members: Vec<Uuid>) {
-        if self.store.backend() == Backend::Postgres {
-            let mut staged = self.staged.lock().unwrap_or_else(|p| p.into_inner());
-            staged.insert(message.id, (members, message_outbound(message)));
+        let mut staged = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        staged.insert(message.id, (members, message_outbound(message)));
+    }
+
+    /// Delivers a committed message staged with its recipients; false when it was not staged.
+    pub fn deliver_staged(&self, message_id: Uuid) -> bool {
+        let staged = self
+            .staged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&message_id);
+        match staged {
+            Some((members, outbound)) => {
+                self.hub.deliver(&members, &outbound);
+                true
+            }
+            None => false,
         }
     }
 

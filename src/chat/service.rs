@@ -231,7 +231,7 @@ impl Chat {
                 .map(|(_, i)| i)
                 .collect();
         }
-        self.announce(&mut tx, &message).await?;
+        self.announce(&mut tx, &message, None).await?;
         if let Err(e) = tx.commit().await {
             self.bus.unstage(id);
             return Err(e.into());
@@ -256,6 +256,9 @@ impl Chat {
     pub(crate) async fn fan_out(&self, message: &Message) {
         if self.store.backend() == Backend::Postgres {
             return; // delivered by the notification listener, in commit order
+        }
+        if self.bus.deliver_staged(message.id) {
+            return;
         }
         match rooms::member_ids(self.store.reader(), message.room_id).await {
             Ok(members) => self.bus.publish_message(message, &members),

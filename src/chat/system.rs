@@ -24,6 +24,20 @@ impl Chat {
         body: &str,
         now_ms: i64,
     ) -> Result<Message> {
+        self.post_system_to(conn, room_id, None, body, now_ms).await
+    }
+
+    /// [`Chat::post_system`] for a caller that knows who the room's members are at this point
+    /// of its transaction (the ADT feed has just synced them): delivery uses them instead of
+    /// reading them again.
+    pub async fn post_system_to(
+        &self,
+        conn: &mut AnyConnection,
+        room_id: Uuid,
+        members: Option<Vec<Uuid>>,
+        body: &str,
+        now_ms: i64,
+    ) -> Result<Message> {
         let id = Uuid::now_v7();
         let (key_id, sealed) = self.seal_body(conn, room_id, id, body, now_ms).await?;
         let seq = messages::next_seq(conn).await?;
@@ -53,7 +67,7 @@ impl Chat {
             acks: Vec::new(),
             attachments: Vec::new(),
         };
-        self.announce(conn, &message).await?;
+        self.announce(conn, &message, members).await?;
         Ok(message)
     }
 
@@ -77,14 +91,25 @@ impl Chat {
     }
 
     /// PostgreSQL: the notification commits with the message and every node delivers it in
-    /// commit order; this node keeps the message ready for when it comes back. Call inside the
-    /// message's transaction (nothing to do on SQLite).
-    pub(crate) async fn announce(&self, conn: &mut AnyConnection, message: &Message) -> Result<()> {
-        if let Some(payload) = self.bus.message_notification(message.id) {
-            let members = rooms::member_ids(&mut *conn, message.room_id).await?;
+    /// commit order; this node keeps the message ready for when it comes back. SQLite: with the
+    /// members known, keeps the message for [`Chat::deliver_committed`]. Call inside the
+    /// message's transaction.
+    pub(crate) async fn announce(
+        &self,
+        conn: &mut AnyConnection,
+        message: &Message,
+        members: Option<Vec<Uuid>>,
+    ) -> Result<()> {
+        let payload = self.bus.message_notification(message.id);
+        let members = match members {
+            Some(known) => known,
+            None if payload.is_some() => rooms::member_ids(&mut *conn, message.room_id).await?,
+            None => return Ok(()),
+        };
+        if let Some(payload) = payload {
             crate::store::notify(&mut *conn, CHANNEL, &payload).await?;
-            self.bus.stage(message, members);
         }
+        self.bus.stage(message, members);
         Ok(())
     }
 

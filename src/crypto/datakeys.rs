@@ -52,23 +52,24 @@ impl DataKeys {
         {
             return Ok((id, c));
         }
-        let rec = match keys::by_scope(&mut *conn, scope).await? {
-            Some(rec) => rec,
-            None => {
-                let id = Uuid::now_v7().to_string();
-                let (kek_id, wrapped) = self.keyring.wrap(&id, &random_key());
-                let rec = DataKeyRecord {
-                    id,
-                    scope: scope.into(),
-                    kek_id,
-                    wrapped: Some(wrapped),
-                    destroyed_at: None,
-                };
-                keys::insert(conn, &rec, now_ms).await?;
-                keys::by_scope(&mut *conn, scope)
-                    .await?
-                    .ok_or_else(|| Error::Internal("data key vanished".into()))?
-            }
+        // Insert first: most misses are new scopes (a room just created), which then cost one
+        // statement; an existing scope (after a restart) costs the insert that did nothing and
+        // the read, as a read-then-insert would.
+        let id = Uuid::now_v7().to_string();
+        let (kek_id, wrapped) = self.keyring.wrap(&id, &random_key());
+        let fresh = DataKeyRecord {
+            id,
+            scope: scope.into(),
+            kek_id,
+            wrapped: Some(wrapped),
+            destroyed_at: None,
+        };
+        let rec = if keys::insert(conn, &fresh, now_ms).await? {
+            fresh
+        } else {
+            keys::by_scope(&mut *conn, scope)
+                .await?
+                .ok_or_else(|| Error::Internal("data key vanished".into()))?
         };
         let cipher = self.unwrap(&rec)?;
         self.scopes

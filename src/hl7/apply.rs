@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::adt::{self, Decision, EncounterPlan, Practitioners, RoomAction, Timing};
 use super::mapping::Hl7Config;
-use super::members::{practitioner, sync_members, unit_team};
+use super::members::{practitioner, prefetch, sync_members, unit_team};
 use super::message::{Adt, Problem, Trigger};
 use super::patients::{merge, upsert_patient};
 use crate::audit::Event;
@@ -211,7 +211,7 @@ async fn encounter(
             created_at: from_ms(ctx.now_ms),
         });
     }
-    let Some(room) = room else {
+    let Some(mut room) = room else {
         return Ok(());
     };
     let lifecycle = match action {
@@ -224,7 +224,7 @@ async fn encounter(
         RoomAction::CloseNow { archive_at } => Some(("read_only", None, Some(archive_at))),
     };
     if let Some((status, ro, ar)) = lifecycle.filter(|_| !created) {
-        rooms::set_lifecycle(conn, room.id, status, (ro, ar), ctx.now_ms).await?;
+        let changed = rooms::set_lifecycle(conn, room.id, status, (ro, ar), ctx.now_ms).await?;
         if status != room.status.as_str() {
             out.audit.push(ctx.event(
                 "room.status",
@@ -233,10 +233,28 @@ async fn encounter(
                 json!({"via": ctx.via, "status": status}),
             ));
         }
+        if changed {
+            room.status = status.parse()?;
+        }
     }
     let mut desired: BTreeMap<Uuid, MemberReason> = BTreeMap::new();
+    let named = Practitioners::from_json(&next.practitioners);
+    let names: Vec<&String> = if practitioners_changed {
+        named
+            .consulting
+            .iter()
+            .chain(&named.admitting)
+            .chain(&named.attending)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let units: Vec<&String> = unit_change
+        .iter()
+        .flat_map(|(from, to)| from.iter().chain(to))
+        .collect();
+    prefetch(ctx, conn, &names, &units).await?;
     if practitioners_changed {
-        let named = Practitioners::from_json(&next.practitioners);
         for (field, ids, reason) in [
             ("PV1-9", &named.consulting, MemberReason::Consulting),
             ("PV1-17", &named.admitting, MemberReason::Admitting),
@@ -277,16 +295,19 @@ async fn encounter(
     )
     .await?;
     if let Some(note) = note {
-        out.messages
-            .push(ctx.chat.post_system(conn, room.id, &note, ctx.now_ms).await?);
+        out.messages.push(
+            ctx.chat
+                .post_system_to(conn, room.id, Some(audience.clone()), &note, ctx.now_ms)
+                .await?,
+        );
     }
-    if let Some(room) = rooms::room_by_id(&mut *conn, room.id).await? {
-        if !added.is_empty() {
-            let frame = ServerFrame::Room { room: room.clone() };
-            out.frames.push((Target::Users(added), frame));
-        }
-        out.frames
-            .push((Target::Users(audience), ServerFrame::Room { room }));
+    // The room as it now stands is known here (name from the patient upsert above, status just
+    // set), so the frames need no second read.
+    if !added.is_empty() {
+        let frame = ServerFrame::Room { room: room.clone() };
+        out.frames.push((Target::Users(added), frame));
     }
+    out.frames
+        .push((Target::Users(audience), ServerFrame::Room { room }));
     Ok(())
 }

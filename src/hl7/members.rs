@@ -30,39 +30,50 @@ pub(super) async fn sync_members(
     let current = rooms::member_reasons(conn, room_id).await?;
     let mut audience: BTreeSet<Uuid> = current.iter().map(|(u, _)| *u).collect();
     let practitioner_reasons = ["attending", "consulting", "admitting"];
+    let leaving: Vec<(Uuid, &str)> = current
+        .iter()
+        .filter(|(user, reason)| {
+            let stale_practitioner = practitioners_changed && practitioner_reasons.contains(&reason.as_str());
+            let left_unit = reason == "unit_team" && team_out.contains(user);
+            !desired.contains_key(user) && (stale_practitioner || left_unit)
+        })
+        .map(|(user, reason)| (*user, reason.as_str()))
+        .collect();
+    let ids: Vec<Uuid> = leaving.iter().map(|(u, _)| *u).collect();
+    let gone: BTreeSet<Uuid> = rooms::remove_members(conn, room_id, &ids)
+        .await?
+        .into_iter()
+        .collect();
     let mut removed = Vec::new();
-    for (user, reason) in &current {
-        if desired.contains_key(user) {
-            continue;
-        }
-        let stale_practitioner = practitioners_changed && practitioner_reasons.contains(&reason.as_str());
-        let left_unit = reason == "unit_team" && team_out.contains(user);
-        if (stale_practitioner || left_unit) && rooms::remove_member(conn, room_id, *user).await? {
-            out.audit.push(ctx.event(
-                "room.member.remove",
-                "room",
-                &room_id.to_string(),
-                json!({"via": ctx.via, "user_id": user, "reason": reason}),
-            ));
-            audience.remove(user);
-            removed.push(*user);
-        }
+    for (user, reason) in leaving.into_iter().filter(|(u, _)| gone.contains(u)) {
+        out.audit.push(ctx.event(
+            "room.member.remove",
+            "room",
+            &room_id.to_string(),
+            json!({"via": ctx.via, "user_id": user, "reason": reason}),
+        ));
+        audience.remove(&user);
+        removed.push(user);
     }
+    let joining: Vec<(Uuid, MemberReason)> = desired
+        .iter()
+        .filter(|(user, _)| !audience.contains(user))
+        .map(|(u, r)| (*u, *r))
+        .collect();
+    let new: BTreeSet<Uuid> = rooms::add_members(conn, room_id, &joining, ctx.actor, ctx.now_ms)
+        .await?
+        .into_iter()
+        .collect();
     let mut added = Vec::new();
-    for (user, reason) in desired {
-        if audience.contains(user) {
-            continue;
-        }
-        if rooms::add_member(conn, room_id, *user, *reason, ctx.actor, ctx.now_ms).await? {
-            out.audit.push(ctx.event(
-                "room.member.add",
-                "room",
-                &room_id.to_string(),
-                json!({"via": ctx.via, "user_id": user, "reason": reason.as_str()}),
-            ));
-            audience.insert(*user);
-            added.push((*user, *reason));
-        }
+    for (user, reason) in joining.into_iter().filter(|(u, _)| new.contains(u)) {
+        out.audit.push(ctx.event(
+            "room.member.add",
+            "room",
+            &room_id.to_string(),
+            json!({"via": ctx.via, "user_id": user, "reason": reason.as_str()}),
+        ));
+        audience.insert(user);
+        added.push((user, reason));
     }
     // The members are known here: frames go to them directly, without reading them again.
     let audience: Vec<Uuid> = audience.into_iter().collect();
@@ -94,6 +105,45 @@ pub(super) async fn sync_members(
 pub struct Users(Mutex<HashMap<(bool, String), Option<Uuid>>>);
 
 impl Users {
+    /// Looks up, in one statement, every name not yet known (usernames, and NPIs when
+    /// `by_npi`), so the lookups that follow are answered from memory; a name not found is
+    /// remembered as absent.
+    async fn prefetch(
+        &self,
+        conn: &mut AnyConnection,
+        usernames: &[&str],
+        npis: &[&str],
+    ) -> Result<(), ApplyError> {
+        let unknown = |names: &[&str], by_npi: bool| -> Vec<String> {
+            let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let mut v: Vec<String> = names
+                .iter()
+                .filter(|n| !known.contains_key(&(by_npi, n.to_string())))
+                .map(|n| n.to_string())
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let (usernames, npis) = (unknown(usernames, false), unknown(npis, true));
+        if usernames.is_empty() && npis.is_empty() {
+            return Ok(());
+        }
+        let u: Vec<&str> = usernames.iter().map(String::as_str).collect();
+        let n: Vec<&str> = npis.iter().map(String::as_str).collect();
+        let found = users::active_by_names(conn, &u, &n).await?;
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for name in usernames {
+            let hit = found.iter().find(|(_, un, _)| *un == name);
+            known.insert((false, name), hit.map(|(id, _, _)| parse_id(id)).transpose()?);
+        }
+        for npi in npis {
+            let hit = found.iter().find(|(_, _, n)| n.as_deref() == Some(npi.as_str()));
+            known.insert((true, npi), hit.map(|(id, _, _)| parse_id(id)).transpose()?);
+        }
+        Ok(())
+    }
+
     async fn find(
         &self,
         conn: &mut AnyConnection,
@@ -143,6 +193,35 @@ pub(super) async fn practitioner(
                 .await
         }
     }
+}
+
+/// Reads every user an event's practitioners and units may name in one statement, before the
+/// per-name lookups of [`practitioner`] and [`unit_team`].
+pub(super) async fn prefetch(
+    ctx: &Context<'_>,
+    conn: &mut AnyConnection,
+    practitioners: &[&String],
+    units: &[&String],
+) -> Result<(), ApplyError> {
+    let cfg = ctx.cfg;
+    let mut usernames: Vec<&str> = Vec::new();
+    let mut npis: Vec<&str> = Vec::new();
+    for id in practitioners {
+        if id.starts_with(USER_ID_PREFIX) {
+            continue;
+        }
+        match cfg.practitioners.get(id.as_str()) {
+            Some(username) => usernames.push(username),
+            None if cfg.practitioner_key == PractitionerKey::Npi => npis.push(id),
+            None => usernames.push(id),
+        }
+    }
+    for unit in units {
+        if let Some(names) = cfg.unit_teams.get(unit.as_str()) {
+            usernames.extend(names.iter().map(String::as_str));
+        }
+    }
+    ctx.users.prefetch(conn, &usernames, &npis).await
 }
 
 pub(super) async fn unit_team(

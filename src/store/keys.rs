@@ -49,19 +49,19 @@ pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<DataKeyRecord>> {
 }
 
 /// Stores a new key unless the scope already has one (a concurrent creator won).
-pub async fn insert(conn: &mut AnyConnection, rec: &DataKeyRecord, now_ms: i64) -> Result<()> {
-    sqlx::query(
+pub async fn insert(conn: &mut AnyConnection, rec: &DataKeyRecord, now_ms: i64) -> Result<bool> {
+    let inserted: Option<String> = sqlx::query_scalar(
         "INSERT INTO data_keys (id, scope, kek_id, wrapped, created_at) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (scope) DO NOTHING",
+         ON CONFLICT (scope) DO NOTHING RETURNING id",
     )
     .bind(&rec.id)
     .bind(&rec.scope)
     .bind(&rec.kek_id)
     .bind(&rec.wrapped)
     .bind(now_ms)
-    .execute(conn)
+    .fetch_optional(conn)
     .await?;
-    Ok(())
+    Ok(inserted.is_some())
 }
 
 /// Live keys wrapped by a KEK other than `kek_id` (what rotation must re-wrap).

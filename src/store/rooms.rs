@@ -135,6 +135,56 @@ pub async fn add_member(
     Ok(res.rows_affected() == 1)
 }
 
+/// Adds several members in one statement (one round trip, however many the ADT feed names);
+/// returns those who were not members already.
+pub async fn add_members(
+    conn: &mut AnyConnection,
+    room_id: Uuid,
+    members: &[(Uuid, MemberReason)],
+    added_by: Option<Uuid>,
+    now_ms: i64,
+) -> Result<Vec<Uuid>> {
+    if members.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql =
+        String::from("INSERT INTO room_members (room_id, user_id, reason, added_by, added_at) VALUES ");
+    for i in 0..members.len() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("($1, ${}, ${}, $2, $3)", 2 * i + 4, 2 * i + 5));
+    }
+    sql.push_str(" ON CONFLICT (room_id, user_id) DO NOTHING RETURNING user_id");
+    // Only numbered placeholders are interpolated; every value is bound.
+    let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+        .bind(room_id.to_string())
+        .bind(added_by.map(|id| id.to_string()))
+        .bind(now_ms);
+    for (user, reason) in members {
+        q = q.bind(user.to_string()).bind(reason.as_str());
+    }
+    q.fetch_all(conn).await?.iter().map(|id| parse_id(id)).collect()
+}
+
+/// Removes several members in one statement; returns those who were members.
+pub async fn remove_members(conn: &mut AnyConnection, room_id: Uuid, users: &[Uuid]) -> Result<Vec<Uuid>> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = (0..users.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "DELETE FROM room_members WHERE room_id = $1 AND user_id IN ({}) RETURNING user_id",
+        list.join(", ")
+    );
+    // Only numbered placeholders are interpolated; every value is bound.
+    let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(room_id.to_string());
+    for user in users {
+        q = q.bind(user.to_string());
+    }
+    q.fetch_all(conn).await?.iter().map(|id| parse_id(id)).collect()
+}
+
 /// Removes a member; returns false when they were not one.
 pub async fn remove_member(conn: &mut AnyConnection, room_id: Uuid, user_id: Uuid) -> Result<bool> {
     let res = sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")

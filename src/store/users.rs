@@ -237,6 +237,42 @@ pub async fn active_user_id(conn: &mut AnyConnection, value: &str, by_npi: bool)
     Ok(row.map(|(id,)| id))
 }
 
+/// Active users among the given usernames and NPIs, found in one statement (an ADT event names
+/// several practitioners and unit-team members, and each statement is a round trip):
+/// `(id, username, npi)`.
+pub async fn active_by_names(
+    conn: &mut AnyConnection,
+    usernames: &[&str],
+    npis: &[&str],
+) -> Result<Vec<(String, String, Option<String>)>> {
+    let list = |from: usize, n: usize| {
+        (from..from + n)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut conds = Vec::new();
+    if !usernames.is_empty() {
+        conds.push(format!("username IN ({})", list(1, usernames.len())));
+    }
+    if !npis.is_empty() {
+        conds.push(format!("npi IN ({})", list(usernames.len() + 1, npis.len())));
+    }
+    if conds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id, username, npi FROM users WHERE active = 1 AND ({})",
+        conds.join(" OR ")
+    );
+    // Only numbered placeholders are interpolated; every value is bound.
+    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    for v in usernames.iter().chain(npis) {
+        q = q.bind(*v);
+    }
+    Ok(q.fetch_all(conn).await?)
+}
+
 /// The id of an active user, when `id` names one (FHIR `Practitioner/{id}` references).
 pub async fn active_user_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<String>> {
     Ok(
