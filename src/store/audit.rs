@@ -70,7 +70,12 @@ pub async fn append(conn: &mut AnyConnection, events: &[Event], at_ms: i64) -> R
         out.push(e);
     }
     // Many rows per statement: a group commit of hundreds of entries costs a few round trips.
-    for chunk in out.chunks(ROWS_PER_INSERT) {
+    // The last INSERT also moves the head's hash, in the same round trip: on PostgreSQL as a
+    // data-modifying `WITH`, on SQLite as a second statement of the same query (its driver runs
+    // every statement of a query in one call, and `$n` numbers the same argument list).
+    let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
+    let chunks: Vec<&[Entry]> = out.chunks(ROWS_PER_INSERT).collect();
+    for (c, chunk) in chunks.iter().enumerate() {
         let mut sql = String::from(concat!("INSERT INTO audit_log (", columns!(), ") VALUES "));
         for i in 0..chunk.len() {
             let b = i * 11;
@@ -79,8 +84,21 @@ pub async fn append(conn: &mut AnyConnection, events: &[Event], at_ms: i64) -> R
             sql.push_str(&row.join(", "));
             sql.push(')');
         }
+        let last = c + 1 == chunks.len();
+        if last {
+            let head = format!(
+                "UPDATE audit_head SET hash = ${} WHERE id = 1",
+                chunk.len() * 11 + 1
+            );
+            sql = if postgres {
+                format!("WITH appended AS ({sql}) {head}")
+            } else {
+                format!("{sql}; {head}")
+            };
+        }
+        // Only numbered placeholders are interpolated; every value is bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for e in chunk {
+        for e in *chunk {
             q = q
                 .bind(e.seq)
                 .bind(e.at)
@@ -94,12 +112,11 @@ pub async fn append(conn: &mut AnyConnection, events: &[Event], at_ms: i64) -> R
                 .bind(&e.prev_hash)
                 .bind(&e.hash);
         }
+        if last {
+            q = q.bind(&prev_hash);
+        }
         q.execute(&mut *conn).await?;
     }
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&prev_hash)
-        .execute(conn)
-        .await?;
     Ok(out)
 }
 
