@@ -9,7 +9,7 @@ use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::apply::{Applied, ApplyError, Context};
-use super::mapping::PractitionerKey;
+use super::mapping::{Hl7Config, PractitionerKey};
 use crate::chat::bus::Target;
 use crate::chat::frames::{MemberChange, ServerFrame};
 use crate::chat::model::MemberReason;
@@ -151,19 +151,24 @@ impl Users {
         by_npi: bool,
     ) -> Result<Option<Uuid>, ApplyError> {
         let key = (by_npi, value.to_string());
-        if let Some(hit) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(*hit);
+        let cached = |users: &Self| {
+            users
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .copied()
+        };
+        if let Some(hit) = cached(self) {
+            return Ok(hit);
         }
-        let found = users::active_user_id(conn, value, by_npi)
-            .await?
-            .as_deref()
-            .map(parse_id)
-            .transpose()?;
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, found);
-        Ok(found)
+        let (usernames, npis) = if by_npi {
+            (vec![], vec![value])
+        } else {
+            (vec![value], vec![])
+        };
+        self.prefetch(conn, &usernames, &npis).await?;
+        Ok(cached(self).flatten())
     }
 }
 
@@ -185,13 +190,16 @@ pub(super) async fn practitioner(
             .map(parse_id)
             .transpose()?);
     }
+    let (by_npi, value) = lookup_key(cfg, id);
+    ctx.users.find(conn, value, by_npi).await
+}
+
+/// How a practitioner id from the feed is looked up: through the configured id → username map,
+/// else by NPI or username as `hl7.practitioner_key` says. Returns `(by_npi, value)`.
+fn lookup_key<'a>(cfg: &'a Hl7Config, id: &'a str) -> (bool, &'a str) {
     match cfg.practitioners.get(id) {
-        Some(username) => ctx.users.find(conn, username, false).await,
-        None => {
-            ctx.users
-                .find(conn, id, cfg.practitioner_key == PractitionerKey::Npi)
-                .await
-        }
+        Some(username) => (false, username),
+        None => (cfg.practitioner_key == PractitionerKey::Npi, id),
     }
 }
 
@@ -206,14 +214,10 @@ pub(super) async fn prefetch(
     let cfg = ctx.cfg;
     let mut usernames: Vec<&str> = Vec::new();
     let mut npis: Vec<&str> = Vec::new();
-    for id in practitioners {
-        if id.starts_with(USER_ID_PREFIX) {
-            continue;
-        }
-        match cfg.practitioners.get(id.as_str()) {
-            Some(username) => usernames.push(username),
-            None if cfg.practitioner_key == PractitionerKey::Npi => npis.push(id),
-            None => usernames.push(id),
+    for id in practitioners.iter().filter(|id| !id.starts_with(USER_ID_PREFIX)) {
+        match lookup_key(cfg, id) {
+            (true, npi) => npis.push(npi),
+            (false, username) => usernames.push(username),
         }
     }
     for unit in units {

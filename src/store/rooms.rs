@@ -121,18 +121,8 @@ pub async fn add_member(
     added_by: Option<Uuid>,
     now_ms: i64,
 ) -> Result<bool> {
-    let res = sqlx::query(
-        "INSERT INTO room_members (room_id, user_id, reason, added_by, added_at)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, user_id) DO NOTHING",
-    )
-    .bind(room_id.to_string())
-    .bind(user_id.to_string())
-    .bind(reason.as_str())
-    .bind(added_by.map(|id| id.to_string()))
-    .bind(now_ms)
-    .execute(conn)
-    .await?;
-    Ok(res.rows_affected() == 1)
+    let added = add_members(conn, room_id, &[(user_id, reason)], added_by, now_ms).await?;
+    Ok(!added.is_empty())
 }
 
 /// Adds several members in one statement (one round trip, however many the ADT feed names);
@@ -187,12 +177,7 @@ pub async fn remove_members(conn: &mut AnyConnection, room_id: Uuid, users: &[Uu
 
 /// Removes a member; returns false when they were not one.
 pub async fn remove_member(conn: &mut AnyConnection, room_id: Uuid, user_id: Uuid) -> Result<bool> {
-    let res = sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
-        .bind(room_id.to_string())
-        .bind(user_id.to_string())
-        .execute(conn)
-        .await?;
-    Ok(res.rows_affected() == 1)
+    Ok(!remove_members(conn, room_id, &[user_id]).await?.is_empty())
 }
 
 /// Whether the user is a member of the room; the gate in front of every read and write.

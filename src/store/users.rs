@@ -226,17 +226,6 @@ pub async fn token_owner(pool: &AnyPool, token_id: Uuid) -> Result<Option<Uuid>>
     owner.map(|(id,)| parse_id(&id)).transpose()
 }
 
-/// Finds an active user by NPI or username (`by_npi`), for mapping practitioner ids from HL7.
-pub async fn active_user_id(conn: &mut AnyConnection, value: &str, by_npi: bool) -> Result<Option<String>> {
-    let sql = if by_npi {
-        "SELECT id FROM users WHERE npi = $1 AND active = 1"
-    } else {
-        "SELECT id FROM users WHERE username = $1 AND active = 1"
-    };
-    let row: Option<(String,)> = sqlx::query_as(sql).bind(value).fetch_optional(conn).await?;
-    Ok(row.map(|(id,)| id))
-}
-
 /// Active users among the given usernames and NPIs, found in one statement (an ADT event names
 /// several practitioners and unit-team members, and each statement is a round trip):
 /// `(id, username, npi)`.
