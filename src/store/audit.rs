@@ -72,23 +72,21 @@ pub async fn append(conn: &mut AnyConnection, events: &[Event], at_ms: i64) -> R
     // Many rows per statement: a group commit of hundreds of entries costs a few round trips.
     // The last INSERT also moves the head's hash, in the same round trip: on PostgreSQL as a
     // data-modifying `WITH`, on SQLite as a second statement of the same query (its driver runs
-    // every statement of a query in one call, and `$n` numbers the same argument list).
+    // every statement of a query in one call, binding one argument list in order).
     let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
     let chunks: Vec<&[Entry]> = out.chunks(ROWS_PER_INSERT).collect();
     for (c, chunk) in chunks.iter().enumerate() {
         let mut sql = String::from(concat!("INSERT INTO audit_log (", columns!(), ") VALUES "));
         for i in 0..chunk.len() {
-            let b = i * 11;
-            let row: Vec<String> = (1..=11).map(|k| format!("${}", b + k)).collect();
             sql.push_str(if i == 0 { "(" } else { ", (" });
-            sql.push_str(&row.join(", "));
+            sql.push_str(&placeholders(postgres, i * 11, 11));
             sql.push(')');
         }
         let last = c + 1 == chunks.len();
         if last {
             let head = format!(
-                "UPDATE audit_head SET hash = ${} WHERE id = 1",
-                chunk.len() * 11 + 1
+                "UPDATE audit_head SET hash = {} WHERE id = 1",
+                placeholders(postgres, chunk.len() * 11, 1)
             );
             sql = if postgres {
                 format!("WITH appended AS ({sql}) {head}")
@@ -118,6 +116,21 @@ pub async fn append(conn: &mut AnyConnection, events: &[Event], at_ms: i64) -> R
         q.execute(&mut *conn).await?;
     }
     Ok(out)
+}
+
+/// `count` placeholders for the arguments after the first `before`: numbered (`$n`) for
+/// PostgreSQL, anonymous (`?`, bound in order) for SQLite. SQLite's driver asks the statement for
+/// each numbered parameter's name, a search through all of them: quadratic in a multi-row INSERT
+/// (704 parameters for 64 entries), 4 % of the HL7 benchmark's CPU in `perf record`.
+fn placeholders(postgres: bool, before: usize, count: usize) -> String {
+    let one = |k: usize| {
+        if postgres {
+            format!("${}", before + k)
+        } else {
+            "?".to_string()
+        }
+    };
+    (1..=count).map(one).collect::<Vec<_>>().join(", ")
 }
 
 /// Entries in sequence order after `after_seq` (for verification and export).

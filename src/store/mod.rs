@@ -214,3 +214,23 @@ pub(crate) fn is_postgres(pool: &AnyPool) -> bool {
 pub(crate) fn parse_id(s: &str) -> Result<uuid::Uuid, crate::error::Error> {
     uuid::Uuid::parse_str(s).map_err(|_| crate::error::Error::Internal(format!("bad id in db: {s}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `.cargo/config.toml` builds the bundled SQLite with the query planner stability guarantee;
+    /// without it every read with a bound `LIMIT` is parsed and planned again (docs/benchmarks.md).
+    #[tokio::test]
+    async fn sqlite_plans_are_stable() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("qpsg.db").display());
+        let store = Store::connect(&url, 1).await.expect("open SQLite");
+        let (used,): (i64,) = sqlx::query_as("SELECT sqlite_compileoption_used('ENABLE_QPSG')")
+            .fetch_one(store.reader())
+            .await
+            .expect("query");
+        assert_eq!(used, 1, "SQLite was built without SQLITE_ENABLE_QPSG");
+        store.close().await;
+    }
+}
