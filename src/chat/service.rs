@@ -164,7 +164,6 @@ impl Chat {
         let body = body.as_str();
         let pending = self.keys.pending();
         let (key_id, sealed) = self.seal_body(&mut tx, room.id, id, body, now).await?;
-        let seq = messages::next_seq(&mut tx).await?;
         let new = NewMessage {
             id,
             room_id: room.id,
@@ -177,19 +176,21 @@ impl Chat {
             request_hash: Some(&request_hash),
             created_at: now,
         };
-        let inserted = messages::insert_message(&mut tx, &new, seq).await;
-        if let Err(e) = inserted {
-            drop(tx);
-            // A concurrent request with the same key won the race: answer as a replay.
-            if e.is_unique_violation()
-                && let Some(key) = &draft.idempotency_key
-                && let Some(existing) =
-                    messages::by_idempotency_key(self.store.reader(), who.user_id, key).await?
-            {
-                return self.replay(existing, &request_hash).await;
+        let seq = match messages::insert_message(&mut tx, &new).await {
+            Ok(seq) => seq,
+            Err(e) => {
+                drop(tx);
+                // A concurrent request with the same key won the race: answer as a replay.
+                if e.is_unique_violation()
+                    && let Some(key) = &draft.idempotency_key
+                    && let Some(existing) =
+                        messages::by_idempotency_key(self.store.reader(), who.user_id, key).await?
+                {
+                    return self.replay(existing, &request_hash).await;
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
         let event = who.event("message.send", "message", id).with_detail(match dlp {
             None => json!({"room_id": room.id, "priority": draft.priority.as_str()}),
             Some(d) => json!({"room_id": room.id, "priority": draft.priority.as_str(), "dlp": d}),

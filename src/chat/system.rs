@@ -40,7 +40,6 @@ impl Chat {
     ) -> Result<Message> {
         let id = Uuid::now_v7();
         let (key_id, sealed) = self.seal_body(conn, room_id, id, body, now_ms).await?;
-        let seq = messages::next_seq(conn).await?;
         let new = NewMessage {
             id,
             room_id,
@@ -53,7 +52,7 @@ impl Chat {
             request_hash: None,
             created_at: now_ms,
         };
-        messages::insert_message(conn, &new, seq).await?;
+        let seq = messages::insert_message(conn, &new).await?;
         let message = Message {
             id,
             seq,

@@ -64,37 +64,43 @@ pub struct NewMessage<'a> {
     pub created_at: i64,
 }
 
-/// Takes the next global stream position; the row lock it holds until commit is what makes
-/// positions commit-ordered.
-pub async fn next_seq(conn: &mut AnyConnection) -> Result<i64> {
-    let (seq,): (i64,) =
-        sqlx::query_as("UPDATE stream_position SET seq = seq + 1 WHERE id = 1 RETURNING seq")
-            .fetch_one(conn)
-            .await?;
-    Ok(seq)
-}
-
-/// Inserts a message at `seq`.
-pub async fn insert_message(conn: &mut AnyConnection, m: &NewMessage<'_>, seq: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO messages (id, seq, room_id, sender_id, kind, priority, body, body_key_id,
+/// Inserts a message at the next global stream position and returns that position, in one
+/// round trip. Taking the position moves the `stream_position` row, whose lock (held until
+/// commit) is what makes positions commit-ordered; PostgreSQL does both in a data-modifying
+/// `WITH`, SQLite as two statements of one query (its driver runs them in one call and binds the
+/// numbered arguments by name in each).
+pub async fn insert_message(conn: &mut AnyConnection, m: &NewMessage<'_>) -> Result<i64> {
+    let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
+    let sql = if postgres {
+        "WITH s AS (UPDATE stream_position SET seq = seq + 1 WHERE id = 1 RETURNING seq)
+         INSERT INTO messages (id, seq, room_id, sender_id, kind, priority, body, body_key_id,
                                idempotency_key, request_hash, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(m.id.to_string())
-    .bind(seq)
-    .bind(m.room_id.to_string())
-    .bind(m.sender_id.map(|id| id.to_string()))
-    .bind(m.kind)
-    .bind(m.priority)
-    .bind(m.body)
-    .bind(m.body_key_id)
-    .bind(m.idempotency_key)
-    .bind(m.request_hash)
-    .bind(m.created_at)
-    .execute(conn)
-    .await?;
-    Ok(())
+         SELECT $1, s.seq, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM s RETURNING seq"
+    } else {
+        "UPDATE stream_position SET seq = seq + 1 WHERE id = 1;
+         INSERT INTO messages (id, seq, room_id, sender_id, kind, priority, body, body_key_id,
+                               idempotency_key, request_hash, created_at)
+         VALUES ($1, (SELECT seq FROM stream_position WHERE id = 1), $2, $3, $4, $5, $6, $7, $8,
+                 $9, $10) RETURNING seq"
+    };
+    // `fetch_all`, not `fetch_one`: the Any driver's single-row fetch looks only at the first
+    // result of a query, which on SQLite is the UPDATE's (no row), and leaves the INSERT unrun.
+    let rows: Vec<(i64,)> = sqlx::query_as(sql)
+        .bind(m.id.to_string())
+        .bind(m.room_id.to_string())
+        .bind(m.sender_id.map(|id| id.to_string()))
+        .bind(m.kind)
+        .bind(m.priority)
+        .bind(m.body)
+        .bind(m.body_key_id)
+        .bind(m.idempotency_key)
+        .bind(m.request_hash)
+        .bind(m.created_at)
+        .fetch_all(conn)
+        .await?;
+    rows.first()
+        .map(|(seq,)| *seq)
+        .ok_or_else(|| crate::error::Error::Internal("message insert returned no position".into()))
 }
 
 /// The message a sender already stored under an idempotency key, if any.
