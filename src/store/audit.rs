@@ -73,7 +73,7 @@ pub async fn append(conn: &mut AnyConnection, events: &[Event], at_ms: i64) -> R
     // The last INSERT also moves the head's hash, in the same round trip: on PostgreSQL as a
     // data-modifying `WITH`, on SQLite as a second statement of the same query (its driver runs
     // every statement of a query in one call, binding one argument list in order).
-    let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
+    let postgres = super::on_postgres(conn);
     let chunks: Vec<&[Entry]> = out.chunks(ROWS_PER_INSERT).collect();
     for (c, chunk) in chunks.iter().enumerate() {
         let mut sql = String::from(concat!("INSERT INTO audit_log (", columns!(), ") VALUES "));

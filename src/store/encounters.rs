@@ -53,7 +53,7 @@ macro_rules! columns {
 /// ends, so two nodes applying events to one encounter take turns instead of losing an update
 /// (SQLite has one writer, which serialises them anyway).
 pub async fn by_visit(conn: &mut AnyConnection, system: &str, number: &str) -> Result<Option<EncounterRow>> {
-    let sql = if conn.backend_name() == "PostgreSQL" {
+    let sql = if super::on_postgres(conn) {
         concat!(
             "SELECT ",
             columns!(),

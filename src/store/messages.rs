@@ -70,7 +70,7 @@ pub struct NewMessage<'a> {
 /// `WITH`, SQLite as two statements of one query (its driver runs them in one call and binds the
 /// numbered arguments by name in each).
 pub async fn insert_message(conn: &mut AnyConnection, m: &NewMessage<'_>) -> Result<i64> {
-    let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
+    let postgres = super::on_postgres(conn);
     let sql = if postgres {
         "WITH s AS (UPDATE stream_position SET seq = seq + 1 WHERE id = 1 RETURNING seq)
          INSERT INTO messages (id, seq, room_id, sender_id, kind, priority, body, body_key_id,

@@ -210,6 +210,12 @@ pub(crate) fn is_postgres(pool: &AnyPool) -> bool {
         .starts_with("postgres")
 }
 
+/// Whether a connection talks to PostgreSQL: the same question as [`is_postgres`], asked of a
+/// connection (inside a transaction) instead of a pool.
+pub(crate) fn on_postgres(conn: &sqlx::AnyConnection) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("postgresql")
+}
+
 /// Converts a UUID stored as text; a malformed value in the database is a bug, not user input.
 pub(crate) fn parse_id(s: &str) -> Result<uuid::Uuid, crate::error::Error> {
     uuid::Uuid::parse_str(s).map_err(|_| crate::error::Error::Internal(format!("bad id in db: {s}")))

@@ -171,7 +171,7 @@ pub async fn adopt(conn: &mut AnyConnection, e: &Escalation, now_ms: i64) -> Res
 /// Claims waiting timers due by `now_ms` inside the caller's transaction; on PostgreSQL the rows
 /// stay locked and other nodes skip them, so each step is taken once.
 pub async fn claim_due(conn: &mut AnyConnection, now_ms: i64, limit: i64) -> Result<Vec<Escalation>> {
-    let sql = if conn.backend_name() == "PostgreSQL" {
+    let sql = if super::on_postgres(conn) {
         concat!(
             "SELECT ",
             escalation_columns!(),
@@ -195,7 +195,7 @@ pub async fn claim_due(conn: &mut AnyConnection, now_ms: i64, limit: i64) -> Res
 
 /// Waiting timers of a room (a shift change hands them over).
 pub async fn waiting_in_room(conn: &mut AnyConnection, room_id: &str) -> Result<Vec<Escalation>> {
-    let sql = if conn.backend_name() == "PostgreSQL" {
+    let sql = if super::on_postgres(conn) {
         concat!(
             "SELECT ",
             escalation_columns!(),

@@ -136,7 +136,7 @@ pub async fn patient_by_identifier(
              WHERE i.system = $1 AND i.value = $2"
         };
     }
-    let sql = if conn.backend_name() == "PostgreSQL" {
+    let sql = if super::on_postgres(conn) {
         concat!(by_identifier!(), " FOR UPDATE OF p")
     } else {
         by_identifier!()
