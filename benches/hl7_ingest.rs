@@ -13,9 +13,10 @@
 //! so nothing is stale (checked at the end from the inbox).
 //!
 //! Run: `cargo bench --bench hl7_ingest -- [--messages N] [--connections 1,8] [--warmup N]
-//!       [--max-batch N] [--quick] [--postgres SERVER_URL]` (default: a fresh SQLite file in a
-//!       temp dir; with `--postgres postgres://postgres@127.0.0.1:5432` a fresh database is
-//!       created on that server and dropped afterwards).
+//!       [--max-batch N] [--quick] [--postgres SERVER_URL] [--keep-db PATH]` (default: a fresh
+//!       SQLite file in a temp dir; with `--postgres postgres://postgres@127.0.0.1:5432` a fresh
+//!       database is created on that server and dropped afterwards; `--keep-db` saves the SQLite
+//!       database for `benches/sqlite_floor.py`).
 //!
 //! `RUST_LOG=sqlx::query=debug` logs every SQL statement to stderr (to count them per message).
 //!
@@ -48,6 +49,8 @@ struct Args {
     max_batch: Option<usize>,
     postgres: Option<String>,
     quick: bool,
+    /// Where to save a copy of the SQLite database after the run (`benches/sqlite_floor.py` replays it).
+    keep_db: Option<String>,
 }
 
 fn args() -> Args {
@@ -66,6 +69,7 @@ fn args() -> Args {
         max_batch: cli.value("--max-batch"),
         postgres: cli.postgres(),
         quick: cli.quick(),
+        keep_db: cli.value("--keep-db"),
     }
 }
 
@@ -293,6 +297,47 @@ fn cpu_ticks() -> Option<(u64, u64, u64)> {
     Some((total - idle, total, proc_ticks))
 }
 
+/// Per-thread (name, user ticks, system ticks) by thread id, from /proc (Linux; empty elsewhere):
+/// the busiest `sqlx-sqlite-worker` is the writer connection's thread, whose CPU per message is
+/// the SQLite side of the write path (statements, commit, WAL writes) plus the driver's share.
+fn thread_ticks() -> std::collections::HashMap<String, (String, u64, u64)> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let name = head.split_once('(').map_or("", |(_, n)| n).to_string();
+        let v: Vec<&str> = rest.split_whitespace().collect();
+        let tick = |i: usize| v.get(i).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+        out.insert(
+            task.file_name().to_string_lossy().into_owned(),
+            (name, tick(11), tick(12)),
+        );
+    }
+    out
+}
+
+/// The busiest SQLite worker thread's (user, system) ticks between two samples.
+fn sqlite_writer_ticks(
+    before: &std::collections::HashMap<String, (String, u64, u64)>,
+    after: &std::collections::HashMap<String, (String, u64, u64)>,
+) -> Option<(u64, u64)> {
+    after
+        .iter()
+        .filter(|(_, (name, ..))| name.starts_with("sqlx-sqlite"))
+        .map(|(tid, (_, u, s))| {
+            let (u0, s0) = before.get(tid).map_or((0, 0), |(_, u, s)| (*u, *s));
+            (u - u0, s - s0)
+        })
+        .max_by_key(|(u, s)| u + s)
+}
+
 struct Scenario<'a> {
     connections: usize,
     per_connection: usize,
@@ -316,6 +361,7 @@ async fn scenario(addr: SocketAddr, s: Scenario<'_>, backend: &str) -> anyhow::R
         tasks.push(tokio::spawn(drive(addr, warmup, timed, ready.clone())));
     }
     let cpu_before = cpu_ticks();
+    let threads_before = thread_ticks();
     let mut warm = Outcome::default();
     let mut all = Outcome::default();
     for t in tasks {
@@ -324,6 +370,7 @@ async fn scenario(addr: SocketAddr, s: Scenario<'_>, backend: &str) -> anyhow::R
         all.merge(o);
     }
     let cpu_after = cpu_ticks();
+    let writer = sqlite_writer_ticks(&threads_before, &thread_ticks());
     let total = s.connections * s.per_connection;
     let wall = match (all.started, all.finished) {
         (Some(a), Some(b)) => b - a,
@@ -370,6 +417,15 @@ async fn scenario(addr: SocketAddr, s: Scenario<'_>, backend: &str) -> anyhow::R
             "  CPU during the run: machine {:.0}% busy of {cores} cores, this process (server + clients) {:.2} cores",
             100.0 * (b1 - b0) as f64 / elapsed_ticks,
             cores * (p1 - p0) as f64 / elapsed_ticks,
+        );
+    }
+    if let Some((user, system)) = writer {
+        let sent = (s.connections * (s.warmup_per_connection + s.per_connection)) as f64;
+        let us = |ticks: u64| ticks as f64 * 10_000.0 / sent; // USER_HZ is 100 on Linux
+        println!(
+            "  SQLite writer thread: {:.0} µs user + {:.0} µs system per message",
+            us(user),
+            us(system)
         );
     }
     Ok(not_aa + warm_not_aa + all.mismatched + warm.mismatched)
@@ -482,6 +538,17 @@ async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()>
         .await?;
     }
     let not_applied = summary(&store).await?;
+    if let Some(path) = &a.keep_db {
+        if backend != "SQLite" {
+            bail!("--keep-db saves a SQLite database only");
+        }
+        sqlx::query("VACUUM INTO ?")
+            .bind(path)
+            .execute(store.reader())
+            .await
+            .with_context(|| format!("saving the database to {path}"))?;
+        println!("database saved to {path}");
+    }
     shutdown.cancel();
     let _ = server.await;
     // A run with refused or mismatched ACKs measured something else: fail (also under `cargo test`).

@@ -3,8 +3,9 @@
 //! Message events carry only ids over the wire (other nodes load the message themselves, so no
 //! message text travels through notifications); small non-message frames travel whole.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
@@ -25,6 +26,24 @@ use crate::store::{Backend, Store, rooms};
 pub const CHANNEL: &str = "wardline_events";
 /// PostgreSQL rejects notification payloads of 8000 bytes or more.
 const MAX_PAYLOAD: usize = 7900;
+
+/// How long a staged delivery waits for its commit. An error path that loses track of what it
+/// staged (a batch that fails after a message was staged) would otherwise leave the entry for the
+/// life of the process; a transaction that commits later than this is still delivered, read back
+/// from the database instead of from the staged copy.
+const STAGED_TTL: Duration = Duration::from_secs(120);
+
+/// A message this node is about to commit: when it was staged, its recipients and its frame.
+struct Staged {
+    at: Instant,
+    members: Vec<Uuid>,
+    outbound: Outbound,
+}
+
+/// Drops staged deliveries older than [`STAGED_TTL`] at `now`.
+fn expire(staged: &mut HashMap<Uuid, Staged>, now: Instant) {
+    staged.retain(|_, s| now.saturating_duration_since(s.at) < STAGED_TTL);
+}
 
 /// A delivery being prepared from a notification: recipients and the frame.
 type Prepared = std::pin::Pin<Box<dyn std::future::Future<Output = Option<(Vec<Uuid>, Outbound)>> + Send>>;
@@ -58,7 +77,7 @@ pub struct Bus {
     store: Store,
     node_id: Uuid,
     keys: Arc<DataKeys>,
-    staged: std::sync::Mutex<std::collections::HashMap<Uuid, (Vec<Uuid>, Outbound)>>,
+    staged: std::sync::Mutex<HashMap<Uuid, Staged>>,
 }
 
 impl Bus {
@@ -197,8 +216,17 @@ impl Bus {
     /// after the commit (when its notification comes back on PostgreSQL, at once on SQLite)
     /// reads neither again. Call before the commit.
     pub fn stage(&self, message: &Message, members: Vec<Uuid>) {
+        let now = Instant::now();
         let mut staged = self.staged.lock().unwrap_or_else(|p| p.into_inner());
-        staged.insert(message.id, (members, message_outbound(message)));
+        expire(&mut staged, now);
+        staged.insert(
+            message.id,
+            Staged {
+                at: now,
+                members,
+                outbound: message_outbound(message),
+            },
+        );
     }
 
     /// Delivers a committed message staged with its recipients; false when it was not staged.
@@ -209,8 +237,8 @@ impl Bus {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&message_id);
         match staged {
-            Some((members, outbound)) => {
-                self.hub.deliver(&members, &outbound);
+            Some(s) => {
+                self.hub.deliver(&s.members, &s.outbound);
                 true
             }
             None => false,
@@ -258,8 +286,8 @@ impl Bus {
                     } else {
                         None
                     };
-                    if let Some(delivery) = staged {
-                        return Ok(Some(delivery));
+                    if let Some(s) = staged {
+                        return Ok(Some((s.members, s.outbound)));
                     }
                     let Some(message) =
                         super::history::load_message(&self.store, &self.keys, message_id).await?
@@ -292,5 +320,33 @@ pub fn message_outbound(message: &Message) -> Outbound {
             room_id: message.room_id,
             sender_id: message.sender_id,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staged(at: Instant) -> Staged {
+        Staged {
+            at,
+            members: vec![Uuid::now_v7()],
+            outbound: Outbound {
+                json: Arc::from("{}"),
+                message: None,
+            },
+        }
+    }
+
+    #[test]
+    fn staged_deliveries_expire_and_fresh_ones_stay() {
+        let t0 = Instant::now();
+        let (old, fresh) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut map = HashMap::from([(old, staged(t0)), (fresh, staged(t0 + Duration::from_secs(60)))]);
+        expire(&mut map, t0 + STAGED_TTL - Duration::from_millis(1));
+        assert_eq!(map.len(), 2, "nothing is older than the TTL yet");
+        expire(&mut map, t0 + STAGED_TTL);
+        assert!(!map.contains_key(&old), "the abandoned entry is dropped");
+        assert!(map.contains_key(&fresh), "a recent entry is kept for its commit");
     }
 }
