@@ -333,7 +333,7 @@ fn sqlite_writer_ticks(
         .filter(|(_, (name, ..))| name.starts_with("sqlx-sqlite"))
         .map(|(tid, (_, u, s))| {
             let (u0, s0) = before.get(tid).map_or((0, 0), |(_, u, s)| (*u, *s));
-            (u - u0, s - s0)
+            (u.saturating_sub(u0), s.saturating_sub(s0)) // a reused thread id starts lower
         })
         .max_by_key(|(u, s)| u + s)
 }
