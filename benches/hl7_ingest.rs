@@ -290,11 +290,17 @@ fn cpu_ticks() -> Option<(u64, u64, u64)> {
         .collect();
     let total: u64 = cpu.iter().take(8).sum();
     let idle = cpu.get(3)? + cpu.get(4)?;
-    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let (_, user, system) = stat_ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+    Some((total - idle, total, user + system))
+}
+
+/// A process's or thread's name, user and system ticks from its `/proc/.../stat` line.
+fn stat_ticks(stat: &str) -> Option<(String, u64, u64)> {
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_string();
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
-    let proc_ticks = rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
-    Some((total - idle, total, proc_ticks))
+    let rest: Vec<&str> = rest.split_whitespace().collect();
+    Some((name, rest.get(11)?.parse().ok()?, rest.get(12)?.parse().ok()?))
 }
 
 /// Per-thread (name, user ticks, system ticks) by thread id, from /proc (Linux; empty elsewhere):
@@ -306,19 +312,10 @@ fn thread_ticks() -> std::collections::HashMap<String, (String, u64, u64)> {
         return out;
     };
     for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let name = head.split_once('(').map_or("", |(_, n)| n).to_string();
-        let v: Vec<&str> = rest.split_whitespace().collect();
-        let tick = |i: usize| v.get(i).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
-        out.insert(
-            task.file_name().to_string_lossy().into_owned(),
-            (name, tick(11), tick(12)),
-        );
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        if let Some(ticks) = stat_ticks(&stat) {
+            out.insert(task.file_name().to_string_lossy().into_owned(), ticks);
+        }
     }
     out
 }
