@@ -4,14 +4,20 @@
 //! fhir-sdk's model, and is audited (the audit sink group-commits). Closed loop: `--clients`
 //! concurrent clients each send their next request when the previous answer arrives.
 //!
+//! The clients share the server's two CPUs, so they are kept lean: one hyper HTTP/1.1
+//! connection each (no pool, no URL parsing, no header map rebuilt per request), the way a
+//! load generator such as wrk would be. `--reqwest` drives the same loop through reqwest, the
+//! client the bench used until 2026-12-03, to compare.
+//!
 //! Run: `cargo bench --bench fhir_read -- [--clients 16] [--requests 20000] [--patients 200]
-//!       [--pool N] [--postgres SERVER_URL]` (default: a fresh SQLite file; `--pool`: database
-//!       connections, `db_max_connections`). Without the `--bench` argument
+//!       [--pool N] [--reqwest] [--postgres SERVER_URL]` (default: a fresh SQLite file; `--pool`:
+//!       database connections, `db_max_connections`). Without the `--bench` argument
 //! that `cargo bench` passes (that is, under `cargo test`) it runs a short smoke version.
 
 #[path = "common/mod.rs"]
 mod common;
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -27,6 +33,7 @@ struct Args {
     patients: usize,
     postgres: Option<String>,
     quick: bool,
+    reqwest: bool,
 }
 
 fn args() -> Args {
@@ -41,6 +48,7 @@ fn args() -> Args {
         patients: cli.value("--patients").unwrap_or(if quick { 20 } else { 200 }),
         postgres: cli.postgres(),
         quick,
+        reqwest: cli.flag("--reqwest"),
     }
 }
 
@@ -70,7 +78,8 @@ async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()>
         config.db_max_connections = pool;
     }
     let app = Application::build(config).await?;
-    let base = format!("http://{}/fhir", app.local_addr());
+    let addr = app.local_addr();
+    let base = format!("http://{addr}/fhir");
     let token = service_token(&app).await?;
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
@@ -110,25 +119,17 @@ async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()>
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..a.clients {
-        let (client, token, base, ids) = (client.clone(), token.clone(), base.clone(), ids.clone());
+        let reads: Vec<String> = (0..per_client)
+            .map(|i| ids[(c * 7919 + i) % ids.len()].clone())
+            .collect();
+        let (client, token, base) = (client.clone(), token.clone(), base.clone());
+        let lean = !a.reqwest;
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(per_client);
-            for i in 0..per_client {
-                let id = &ids[(c * 7919 + i) % ids.len()];
-                let t = Instant::now();
-                let resp = client
-                    .get(format!("{base}/Patient/{id}"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await?;
-                let ok = resp.status() == 200;
-                let body: Value = resp.json().await?;
-                lat.push(t.elapsed());
-                if !ok || body["id"] != id.as_str() {
-                    bail!("read of Patient/{id} failed: {body}");
-                }
+            if lean {
+                lean_reads(addr, &token, &reads).await
+            } else {
+                reqwest_reads(&client, &base, &token, &reads).await
             }
-            anyhow::Ok(lat)
         }));
     }
     let mut lat = Vec::with_capacity(a.requests);
@@ -139,8 +140,9 @@ async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()>
     lat.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "FHIR read by id: {} clients, {backend}, {} patients",
+        "FHIR read by id: {} clients ({}), {backend}, {} patients",
         a.clients,
+        if a.reqwest { "reqwest" } else { "hyper" },
         ids.len()
     );
     println!(
@@ -163,6 +165,81 @@ async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()>
     shutdown.cancel();
     server.await??;
     Ok(())
+}
+
+/// The shape every answer must have: the patient asked for.
+#[derive(serde::Deserialize)]
+struct Read<'a> {
+    #[serde(rename = "resourceType")]
+    resource_type: &'a str,
+    id: &'a str,
+}
+
+/// Checks one answer; any other status or patient fails the run.
+fn check(status: u16, body: &[u8], id: &str) -> anyhow::Result<()> {
+    let read: Option<Read> = serde_json::from_slice(body).ok();
+    match read {
+        Some(r) if status == 200 && r.resource_type == "Patient" && r.id == id => Ok(()),
+        _ => bail!(
+            "read of Patient/{id} failed: {status} {}",
+            String::from_utf8_lossy(body)
+        ),
+    }
+}
+
+/// One client's reads over its own hyper HTTP/1.1 keep-alive connection, each timed from
+/// sending the request to holding the whole answer.
+async fn lean_reads(addr: SocketAddr, token: &str, reads: &[String]) -> anyhow::Result<Vec<Duration>> {
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    use hyper::header::{AUTHORIZATION, HOST};
+
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    let driver = tokio::spawn(conn);
+    let (host, auth) = (addr.to_string(), format!("Bearer {token}"));
+    let mut lat = Vec::with_capacity(reads.len());
+    for id in reads {
+        let req = hyper::Request::get(format!("/fhir/Patient/{id}"))
+            .header(HOST, &host)
+            .header(AUTHORIZATION, &auth)
+            .body(Empty::<Bytes>::new())?;
+        let t = Instant::now();
+        sender.ready().await?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        lat.push(t.elapsed());
+        check(status, &body, id)?;
+    }
+    drop(sender);
+    driver.await??;
+    Ok(lat)
+}
+
+/// The same reads through reqwest (`--reqwest`), for comparison with earlier figures.
+async fn reqwest_reads(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    reads: &[String],
+) -> anyhow::Result<Vec<Duration>> {
+    let mut lat = Vec::with_capacity(reads.len());
+    for id in reads {
+        let t = Instant::now();
+        let resp = client
+            .get(format!("{base}/Patient/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await?;
+        lat.push(t.elapsed());
+        check(status, &body, id)?;
+    }
+    Ok(lat)
 }
 
 /// How many `fhir.view` audit entries the run left (every read must have one).

@@ -5,11 +5,13 @@
 //!
 //! SQLite gets a single writer connection (writes queue in-process instead of failing with
 //! `SQLITE_BUSY`) and a pool of readers; WAL and `synchronous=FULL` make every commit durable
-//! before it is acknowledged. PostgreSQL uses one pool for both.
+//! before it is acknowledged, and a background task checkpoints the WAL (`checkpoint`).
+//! PostgreSQL uses one pool for both.
 
 pub mod attachments;
 pub mod audit;
 pub mod break_glass;
+mod checkpoint;
 pub mod criteria;
 pub mod encounters;
 pub mod fhir;
@@ -49,6 +51,8 @@ pub struct Store {
     write: AnyPool,
     backend: Backend,
     url: String,
+    /// SQLite only: keeps the background WAL checkpoint task alive while any clone is.
+    _checkpoints: Option<std::sync::Arc<tokio_util::sync::DropGuard>>,
 }
 
 /// Errors while opening or migrating the database.
@@ -101,6 +105,7 @@ impl Store {
                 write: pool,
                 backend: Backend::Postgres,
                 url: url.to_string(),
+                _checkpoints: None,
             });
         }
         let Some(path) = url.strip_prefix("sqlite://") else {
@@ -126,6 +131,8 @@ impl Store {
                             "PRAGMA synchronous = FULL",
                             "PRAGMA foreign_keys = ON",
                             "PRAGMA busy_timeout = 10000",
+                            checkpoint::PRAGMAS[0],
+                            checkpoint::PRAGMAS[1],
                         ] {
                             conn.execute(pragma).await?;
                         }
@@ -137,6 +144,7 @@ impl Store {
         let write = sqlite_pool(1).await.map_err(connect_err)?;
         let read = sqlite_pool(max_connections.max(1)).await.map_err(connect_err)?;
         Ok(Self {
+            _checkpoints: Some(checkpoint::spawn(read.clone())),
             read,
             write,
             backend: Backend::Sqlite,
@@ -237,6 +245,31 @@ mod tests {
             .await
             .expect("query");
         assert_eq!(used, 1, "SQLite was built without SQLITE_ENABLE_QPSG");
+        store.close().await;
+    }
+
+    /// `.cargo/config.toml` also builds it without the process-wide page-cache group and memory
+    /// statistics, whose global mutexes made reader connections queue on each other.
+    #[tokio::test]
+    async fn sqlite_has_no_global_locks() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("locks.db").display());
+        let store = Store::connect(&url, 1).await.expect("open SQLite");
+        let (shared_cache_group, memstatus): (i64, i64) = sqlx::query_as(
+            "SELECT sqlite_compileoption_used('ENABLE_MEMORY_MANAGEMENT'), \
+                    sqlite_compileoption_used('DEFAULT_MEMSTATUS=0')",
+        )
+        .fetch_one(store.reader())
+        .await
+        .expect("query");
+        assert_eq!(
+            shared_cache_group, 0,
+            "SQLite was built with SQLITE_ENABLE_MEMORY_MANAGEMENT"
+        );
+        assert_eq!(
+            memstatus, 1,
+            "SQLite was built without SQLITE_DEFAULT_MEMSTATUS=0"
+        );
         store.close().await;
     }
 }
