@@ -272,4 +272,19 @@ mod tests {
         );
         store.close().await;
     }
+
+    /// And with statement journals kept in memory up to 1 MiB: a group commit of audit entries
+    /// no longer creates and deletes a temporary file.
+    #[tokio::test]
+    async fn sqlite_statement_journals_stay_in_memory() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("stmt.db").display());
+        let store = Store::connect(&url, 1).await.expect("open SQLite");
+        let (spill,): (i64,) = sqlx::query_as("SELECT sqlite_compileoption_used('STMTJRNL_SPILL=1048576')")
+            .fetch_one(store.reader())
+            .await
+            .expect("query");
+        assert_eq!(spill, 1, "SQLite was built without SQLITE_STMTJRNL_SPILL=1048576");
+        store.close().await;
+    }
 }
