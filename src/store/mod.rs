@@ -233,58 +233,40 @@ pub(crate) fn parse_id(s: &str) -> Result<uuid::Uuid, crate::error::Error> {
 mod tests {
     use super::*;
 
+    /// Whether the SQLite that Wardline opens was compiled with `option` (as SQLite names it,
+    /// without the `SQLITE_` prefix).
+    async fn sqlite_built_with(option: &str) -> bool {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("options.db").display());
+        let store = Store::connect(&url, 1).await.expect("open SQLite");
+        let (used,): (i64,) = sqlx::query_as("SELECT sqlite_compileoption_used($1)")
+            .bind(option)
+            .fetch_one(store.reader())
+            .await
+            .expect("query");
+        store.close().await;
+        used == 1
+    }
+
     /// `.cargo/config.toml` builds the bundled SQLite with the query planner stability guarantee;
     /// without it every read with a bound `LIMIT` is parsed and planned again (docs/benchmarks.md).
     #[tokio::test]
     async fn sqlite_plans_are_stable() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("qpsg.db").display());
-        let store = Store::connect(&url, 1).await.expect("open SQLite");
-        let (used,): (i64,) = sqlx::query_as("SELECT sqlite_compileoption_used('ENABLE_QPSG')")
-            .fetch_one(store.reader())
-            .await
-            .expect("query");
-        assert_eq!(used, 1, "SQLite was built without SQLITE_ENABLE_QPSG");
-        store.close().await;
+        assert!(sqlite_built_with("ENABLE_QPSG").await);
     }
 
-    /// `.cargo/config.toml` also builds it without the process-wide page-cache group and memory
-    /// statistics, whose global mutexes made reader connections queue on each other.
+    /// It also builds it without the process-wide page-cache group and memory statistics, whose
+    /// global mutexes made reader connections queue on each other.
     #[tokio::test]
     async fn sqlite_has_no_global_locks() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("locks.db").display());
-        let store = Store::connect(&url, 1).await.expect("open SQLite");
-        let (shared_cache_group, memstatus): (i64, i64) = sqlx::query_as(
-            "SELECT sqlite_compileoption_used('ENABLE_MEMORY_MANAGEMENT'), \
-                    sqlite_compileoption_used('DEFAULT_MEMSTATUS=0')",
-        )
-        .fetch_one(store.reader())
-        .await
-        .expect("query");
-        assert_eq!(
-            shared_cache_group, 0,
-            "SQLite was built with SQLITE_ENABLE_MEMORY_MANAGEMENT"
-        );
-        assert_eq!(
-            memstatus, 1,
-            "SQLite was built without SQLITE_DEFAULT_MEMSTATUS=0"
-        );
-        store.close().await;
+        assert!(!sqlite_built_with("ENABLE_MEMORY_MANAGEMENT").await);
+        assert!(sqlite_built_with("DEFAULT_MEMSTATUS=0").await);
     }
 
     /// And with statement journals kept in memory up to 1 MiB: a group commit of audit entries
     /// no longer creates and deletes a temporary file.
     #[tokio::test]
     async fn sqlite_statement_journals_stay_in_memory() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("stmt.db").display());
-        let store = Store::connect(&url, 1).await.expect("open SQLite");
-        let (spill,): (i64,) = sqlx::query_as("SELECT sqlite_compileoption_used('STMTJRNL_SPILL=1048576')")
-            .fetch_one(store.reader())
-            .await
-            .expect("query");
-        assert_eq!(spill, 1, "SQLite was built without SQLITE_STMTJRNL_SPILL=1048576");
-        store.close().await;
+        assert!(sqlite_built_with("STMTJRNL_SPILL=1048576").await);
     }
 }
