@@ -146,41 +146,31 @@ impl fmt::Display for Scope {
 /// hold; integrations (interface engines, EHRs) work server-wide; schedulers keep rosters and the
 /// directory; auditors read the audit trail. Admins manage users and tokens, not clinical data.
 pub fn ceiling(roles: &[Role]) -> Vec<Scope> {
+    // Computed for every authenticated FHIR request: static scope texts, no formatting.
     let mut out = Vec::new();
-    let mut add = |s: &str| out.extend(Scope::parse(s));
     for role in roles {
-        match role {
-            Role::Clinician => {
-                for s in [
-                    "Patient.rs",
-                    "Encounter.rs",
-                    "CareTeam.rs",
-                    "Communication.crs",
-                    "Practitioner.rs",
-                ] {
-                    add(&format!("user/{s}"));
-                }
-                add("user/PractitionerRole.rs");
-            }
-            Role::Integration => {
-                for s in [
-                    "Patient.crus",
-                    "Encounter.crus",
-                    "Practitioner.crus",
-                    "CareTeam.rs",
-                    "Communication.crs",
-                ] {
-                    add(&format!("system/{s}"));
-                }
-                add("system/PractitionerRole.cruds");
-            }
-            Role::Scheduler => {
-                add("system/PractitionerRole.cruds");
-                add("system/Practitioner.rs");
-            }
-            Role::Auditor => add("user/AuditEvent.rs"),
-            Role::Admin => {}
-        }
+        let granted = match role {
+            Role::Clinician => &[
+                "user/Patient.rs",
+                "user/Encounter.rs",
+                "user/CareTeam.rs",
+                "user/Communication.crs",
+                "user/Practitioner.rs",
+                "user/PractitionerRole.rs",
+            ][..],
+            Role::Integration => &[
+                "system/Patient.crus",
+                "system/Encounter.crus",
+                "system/Practitioner.crus",
+                "system/CareTeam.rs",
+                "system/Communication.crs",
+                "system/PractitionerRole.cruds",
+            ][..],
+            Role::Scheduler => &["system/PractitionerRole.cruds", "system/Practitioner.rs"][..],
+            Role::Auditor => &["user/AuditEvent.rs"][..],
+            Role::Admin => &[][..],
+        };
+        out.extend(granted.iter().filter_map(|s| Scope::parse(s)));
     }
     out
 }
@@ -243,6 +233,21 @@ mod tests {
         assert!(s("system/*.*").allows(Kind::AuditEvent, Op::Create));
         assert_eq!(s("user/Patient.cu").to_string(), "user/Patient.cu");
         assert_eq!(s("system/*.read").to_string(), "system/*.rs");
+    }
+
+    /// Every scope text in the ceiling parses: a typo there would silently grant less.
+    #[test]
+    fn every_ceiling_scope_parses() {
+        let counts = [
+            (Role::Clinician, 6),
+            (Role::Integration, 6),
+            (Role::Scheduler, 2),
+            (Role::Auditor, 1),
+            (Role::Admin, 0),
+        ];
+        for (role, n) in counts {
+            assert_eq!(ceiling(&[role]).len(), n, "{role:?}");
+        }
     }
 
     #[test]
