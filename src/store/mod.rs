@@ -131,9 +131,10 @@ impl Store {
                             "PRAGMA synchronous = FULL",
                             "PRAGMA foreign_keys = ON",
                             "PRAGMA busy_timeout = 10000",
-                            checkpoint::PRAGMAS[0],
-                            checkpoint::PRAGMAS[1],
-                        ] {
+                        ]
+                        .into_iter()
+                        .chain(checkpoint::PRAGMAS)
+                        {
                             conn.execute(pragma).await?;
                         }
                         Ok(())
