@@ -431,20 +431,21 @@ async fn scenario(addr: SocketAddr, s: Scenario<'_>, backend: &str) -> anyhow::R
 /// What the inbox says happened, and how much was created; returns how many messages were not
 /// `applied` (the workload is built so that every one is).
 async fn summary(store: &Store) -> anyhow::Result<i64> {
+    let mut conn = store.read().await?;
     let outcomes: Vec<(String, i64)> =
         sqlx::query_as("SELECT outcome, COUNT(*) FROM hl7_inbox GROUP BY outcome ORDER BY outcome")
-            .fetch_all(store.reader())
+            .fetch_all(&mut *conn)
             .await?;
     let (warned,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM hl7_inbox WHERE warnings IS NOT NULL")
-        .fetch_one(store.reader())
+        .fetch_one(&mut *conn)
         .await?;
     let (rooms,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM rooms WHERE kind = 'patient_encounter'")
-        .fetch_one(store.reader())
+        .fetch_one(&mut *conn)
         .await?;
     let (members,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM room_members m JOIN rooms r ON r.id = m.room_id WHERE r.kind = 'patient_encounter'",
     )
-    .fetch_one(store.reader())
+    .fetch_one(&mut *conn)
     .await?;
     let shown: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
     println!(
@@ -541,7 +542,7 @@ async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()>
         }
         sqlx::query("VACUUM INTO ?")
             .bind(path)
-            .execute(store.reader())
+            .execute(&mut *store.read().await?)
             .await
             .with_context(|| format!("saving the database to {path}"))?;
         println!("database saved to {path}");

@@ -26,12 +26,12 @@ pub struct Report {
 /// Recomputes every hash and link in order, then checks the last entry against the head row
 /// (which catches a removed tail).
 pub async fn verify(store: &Store) -> Result<Report> {
-    let (head_seq, head_hash) = audit::head(store.reader()).await?;
+    let (head_seq, head_hash) = audit::head(&mut *store.read().await?).await?;
     let mut v = Verifier::default();
     let mut last_hash = super::GENESIS.to_string();
     let mut after = 0;
     loop {
-        let page = audit::scan(store.reader(), after, PAGE).await?;
+        let page = audit::scan(&mut *store.read().await?, after, PAGE).await?;
         for e in &page {
             if let Err(b) = v.check(e) {
                 return Ok(Report {
@@ -77,7 +77,7 @@ where
     let mut after = 0;
     let mut count = 0;
     loop {
-        let page = audit::scan(store.reader(), after, PAGE).await?;
+        let page = audit::scan(&mut *store.read().await?, after, PAGE).await?;
         sink(&page)?;
         count += page.len() as i64;
         match page.last() {

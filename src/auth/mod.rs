@@ -158,7 +158,7 @@ pub async fn authenticate(
         Some(found) => found,
         None => {
             let generation = tokens.generation();
-            let found = users::user_by_token_hash(store.reader(), &hash, now_ms)
+            let found = users::user_by_token_hash(&mut *store.read().await?, &hash, now_ms)
                 .await?
                 .ok_or(Error::Unauthenticated)?;
             tokens.put(&hash, &found, now_ms, generation);

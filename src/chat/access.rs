@@ -78,10 +78,11 @@ impl Chat {
     /// Fails unless `who` is a member of the room (404 for an unknown room, 403 otherwise).
     pub async fn require_member(&self, who: &Principal, room_id: Uuid) -> Result<()> {
         self.require_clinical(who, "room.access").await?;
-        if rooms::is_member(self.store.reader(), room_id, who.user_id).await? {
+        if rooms::is_member(&mut *self.store.read().await?, room_id, who.user_id).await? {
             return Ok(());
         }
-        match rooms::room_by_id(self.store.reader(), room_id).await? {
+        let found = rooms::room_by_id(&mut *self.store.read().await?, room_id).await?;
+        match found {
             None => Err(Error::NotFound("room")),
             Some(_) => Err(self.denied(who, "room.access", room_id).await),
         }

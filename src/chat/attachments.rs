@@ -144,7 +144,7 @@ impl Chat {
 
     /// Opens an attachment for a member of its room; the download is audited first.
     pub async fn download(&self, who: &Principal, id: Uuid) -> Result<(AttachmentInfo, Vec<u8>)> {
-        let rec = attachments::by_id(self.store.reader(), &id.to_string())
+        let rec = attachments::by_id(&mut *self.store.read().await?, &id.to_string())
             .await?
             .ok_or(Error::NotFound("attachment"))?;
         self.require_member(who, parse_id(&rec.meta.room_id)?).await?;

@@ -90,7 +90,7 @@ impl Chat {
                 "a reason of {MIN_REASON} to {MAX_REASON} characters is required for break-glass access"
             )));
         }
-        let room = rooms::room_by_id(self.store.reader(), room_id)
+        let room = rooms::room_by_id(&mut *self.store.read().await?, room_id)
             .await?
             .ok_or(Error::NotFound("room"))?;
         if !matches!(room.kind, RoomKind::PatientEncounter | RoomKind::CareTeam) {
@@ -165,7 +165,8 @@ impl Chat {
     pub async fn break_glass_grants(&self, who: &Principal, pending_only: bool) -> Result<Vec<Grant>> {
         self.require_auditor(who, "break_glass.list").await?;
         let mut out = Vec::new();
-        for g in break_glass::list(self.store.reader(), pending_only, 500).await? {
+        let found = break_glass::list(&mut *self.store.read().await?, pending_only, 500).await?;
+        for g in found {
             let cipher = self.keys.by_id(&g.reason_key_id).await?;
             let reason = crypto::open(&cipher, &g.reason, &reason_aad(&g.id, &g.room_id))?;
             let parse = crate::store::parse_id;

@@ -134,7 +134,7 @@ impl Bus {
         match target {
             Target::Users(users) => self.hub.deliver(users, &out),
             Target::Room(room) => {
-                let members = rooms::member_ids(self.store.reader(), *room).await?;
+                let members = rooms::member_ids(&mut *self.store.read().await?, *room).await?;
                 self.hub.deliver(&members, &out);
             }
         }
@@ -163,7 +163,9 @@ impl Bus {
                 return;
             }
         };
-        let sent = crate::store::notify(self.store.reader(), CHANNEL, &payload).await;
+        let sent: crate::error::Result<()> =
+            async { Ok(crate::store::notify(&mut *self.store.read().await?, CHANNEL, &payload).await?) }
+                .await;
         if let Err(e) = sent {
             metrics::counter!("wardline_cluster_notify_errors_total").increment(1);
             tracing::warn!(error = %e, "cluster notify failed; remote clients will catch up on resume");
@@ -267,7 +269,7 @@ impl Bus {
                 Remote::Frame { target, json } => {
                     let users = match target {
                         Target::Users(users) => users,
-                        Target::Room(room) => rooms::member_ids(self.store.reader(), room).await?,
+                        Target::Room(room) => rooms::member_ids(&mut *self.store.read().await?, room).await?,
                     };
                     Ok(Some((
                         users,
@@ -294,7 +296,7 @@ impl Bus {
                     else {
                         return Ok(None);
                     };
-                    let members = rooms::member_ids(self.store.reader(), message.room_id).await?;
+                    let members = rooms::member_ids(&mut *self.store.read().await?, message.room_id).await?;
                     Ok(Some((members, message_outbound(&message))))
                 }
             }

@@ -34,7 +34,7 @@ impl Chat {
             })
             .transpose()?;
         let limit = limit.unwrap_or(50).clamp(1, self.limits.max_page);
-        let recs = messages::page(self.store.reader(), room_id, before, limit + 1).await?;
+        let recs = messages::page(&mut *self.store.read().await?, room_id, before, limit + 1).await?;
         let more = recs.len() > limit as usize;
         let opened = async {
             let mut items = Vec::with_capacity(limit as usize);
@@ -57,7 +57,8 @@ impl Chat {
     /// Messages after stream position `after_seq` in all of the user's rooms, oldest first.
     pub async fn missed(&self, who: &Principal, after_seq: i64, limit: u32) -> Result<Vec<Message>> {
         self.require_clinical(who, "message.catch_up").await?;
-        let recs = messages::after_for_user(self.store.reader(), who.user_id, after_seq, limit).await?;
+        let recs =
+            messages::after_for_user(&mut *self.store.read().await?, who.user_id, after_seq, limit).await?;
         if !recs.is_empty() {
             let event = who
                 .event("message.catch_up", "user", who.user_id)
@@ -77,7 +78,7 @@ impl Chat {
 
     /// The stream position of a message the user can see, used to resume after it.
     pub async fn position_of(&self, who: &Principal, message_id: Uuid) -> Result<i64> {
-        let rec = messages::by_id(self.store.reader(), message_id)
+        let rec = messages::by_id(&mut *self.store.read().await?, message_id)
             .await?
             .ok_or(Error::NotFound("message"))?;
         self.require_member(who, parse_id(&rec.room_id)?).await?;
@@ -85,7 +86,7 @@ impl Chat {
     }
 
     pub(crate) async fn visible_message(&self, who: &Principal, message_id: Uuid) -> Result<Message> {
-        let rec = messages::by_id(self.store.reader(), message_id)
+        let rec = messages::by_id(&mut *self.store.read().await?, message_id)
             .await?
             .ok_or(Error::NotFound("message"))?;
         self.require_member(who, parse_id(&rec.room_id)?).await?;
@@ -100,7 +101,7 @@ impl Chat {
             .record(who.event("message.receipts.view", "message", message_id))
             .await?;
         messages::receipts(
-            self.store.reader(),
+            &mut *self.store.read().await?,
             message_id,
             message.room_id,
             message.sender_id,
@@ -111,7 +112,8 @@ impl Chat {
 
 /// Loads one message with its acknowledgements (used by other nodes to fan out).
 pub async fn load_message(store: &Store, keys: &DataKeys, id: Uuid) -> Result<Option<Message>> {
-    match messages::by_id(store.reader(), id).await? {
+    let found = messages::by_id(&mut *store.read().await?, id).await?;
+    match found {
         Some(rec) => decorate_one(store, keys, rec).await.map(Some),
         None => Ok(None),
     }
@@ -154,13 +156,14 @@ async fn decorate_page(store: &Store, keys: &DataKeys, room_id: Uuid, items: &mu
         return Ok(());
     };
     if items.iter().any(|m| m.requires_ack) {
-        for (message_id, ack) in messages::acks_in_range(store.reader(), room_id, min, max).await? {
+        let found = messages::acks_in_range(&mut *store.read().await?, room_id, min, max).await?;
+        for (message_id, ack) in found {
             if let Some(m) = items.iter_mut().find(|m| m.id == message_id) {
                 m.acks.push(ack);
             }
         }
     }
-    let metas = attachments::for_messages(store.reader(), &room_id.to_string(), min, max).await?;
+    let metas = attachments::for_messages(&mut *store.read().await?, &room_id.to_string(), min, max).await?;
     for (message_id, info) in super::attachments::infos(keys, metas).await? {
         let message_id = message_id.as_deref().map(parse_id).transpose()?;
         if let Some(m) = items.iter_mut().find(|m| Some(m.id) == message_id) {

@@ -54,7 +54,7 @@ impl Chat {
                 reason: Some(MemberReason::EhrLaunch),
             };
             self.bus.publish(Target::Room(room_id), &frame).await;
-            let room = rooms::room_by_id(self.store.reader(), room_id)
+            let room = rooms::room_by_id(&mut *self.store.read().await?, room_id)
                 .await?
                 .ok_or(Error::NotFound("room"))?;
             self.bus
@@ -93,8 +93,8 @@ impl Chat {
     ) -> Result<PatientBanner> {
         use crate::store::fhir as q;
         self.require_member(who, room_id).await?;
-        let pool = self.store.reader();
-        let room = rooms::room_by_id(pool, room_id)
+        let mut conn = self.store.read().await?;
+        let room = rooms::room_by_id(&mut *conn, room_id)
             .await?
             .ok_or(Error::NotFound("room"))?;
         let encounter_id = room.encounter_id.ok_or(Error::NotFound("patient of this room"))?;
@@ -103,7 +103,7 @@ impl Chat {
             ..Default::default()
         };
         let page = q::Page { offset: 0, count: 1 };
-        let encounter = q::encounters(pool, &query, None, page)
+        let encounter = q::encounters(&mut conn, &query, None, page)
             .await?
             .1
             .into_iter()
@@ -114,14 +114,15 @@ impl Chat {
             id: Some(patient_id.clone()),
             ..Default::default()
         };
-        let patient = q::patients(pool, &query, None, page)
+        let patient = q::patients(&mut conn, &query, None, page)
             .await?
             .1
             .into_iter()
             .next()
             .ok_or(Error::NotFound("patient of this room"))?
             .row;
-        let mrn = q::identifier_of(pool, &patient_id, mrn_system).await?;
+        let mrn = q::identifier_of(&mut conn, &patient_id, mrn_system).await?;
+        drop(conn);
         self.audit
             .record(who.event("patient.view", "room", room_id))
             .await?;

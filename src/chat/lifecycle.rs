@@ -18,7 +18,8 @@ impl Chat {
     pub async fn advance_room_lifecycle(&self) -> Result<Vec<(Uuid, &'static str)>> {
         let now = self.clock.now().timestamp_millis();
         let mut moved = Vec::new();
-        for (room_id, status) in rooms::lifecycle_due(self.store.reader(), now).await? {
+        let found = rooms::lifecycle_due(&mut *self.store.read().await?, now).await?;
+        for (room_id, status) in found {
             let mut tx = self.store.begin().await?;
             if !rooms::advance_lifecycle(&mut tx, room_id, status, now).await? {
                 continue;
@@ -28,7 +29,8 @@ impl Chat {
                 .with_detail(json!({"status": status, "reason": "discharge schedule"}));
             audit::append(&mut tx, &[event], now).await?;
             tx.commit().await?;
-            if let Some(room) = rooms::room_by_id(self.store.reader(), room_id).await? {
+            let found = rooms::room_by_id(&mut *self.store.read().await?, room_id).await?;
+            if let Some(room) = found {
                 self.bus
                     .publish(Target::Room(room_id), &ServerFrame::Room { room })
                     .await;

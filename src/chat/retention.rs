@@ -95,7 +95,7 @@ impl Chat {
         self.audit
             .gate(who, &[Role::Admin], "room.archive", room_entity, Record::Refusals)
             .await?;
-        rooms::room_by_id(self.store.reader(), room_id)
+        rooms::room_by_id(&mut *self.store.read().await?, room_id)
             .await?
             .ok_or(Error::NotFound("room"))?;
         let now = self.clock.now().timestamp_millis();
@@ -124,8 +124,12 @@ impl Chat {
             ));
         }
         let exists = match scope_type {
-            "room" => rooms::room_by_id(self.store.reader(), scope_id).await?.is_some(),
-            "patient" => retention::patient_exists(self.store.reader(), &scope_id.to_string()).await?,
+            "room" => rooms::room_by_id(&mut *self.store.read().await?, scope_id)
+                .await?
+                .is_some(),
+            "patient" => {
+                retention::patient_exists(&mut *self.store.read().await?, &scope_id.to_string()).await?
+            }
             _ => return Err(Error::Invalid("a hold names a room_id or a patient_id".into())),
         };
         if !exists {
@@ -172,7 +176,7 @@ impl Chat {
     /// All legal holds (auditors and admins).
     pub async fn holds(&self, who: &Principal) -> Result<Vec<Hold>> {
         self.require_compliance(who, "legal_hold.list").await?;
-        retention::holds(self.store.reader())
+        retention::holds(&mut *self.store.read().await?)
             .await?
             .into_iter()
             .map(|h| {
@@ -194,7 +198,8 @@ impl Chat {
     pub async fn purge_due(&self, policy: &RetentionConfig) -> Result<Vec<Uuid>> {
         let now = self.clock.now().timestamp_millis();
         let mut purged = Vec::new();
-        for c in retention::candidates(self.store.reader()).await? {
+        let found = retention::candidates(&mut *self.store.read().await?).await?;
+        for c in found {
             if !due(policy, &c.kind, c.archived_at, now) {
                 continue;
             }

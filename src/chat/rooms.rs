@@ -45,7 +45,7 @@ impl Chat {
     /// Rooms the caller belongs to.
     pub async fn rooms(&self, who: &Principal) -> Result<Vec<Room>> {
         self.require_clinical(who, "room.list").await?;
-        let list = rooms::rooms_for_user(self.store.reader(), who.user_id).await?;
+        let list = rooms::rooms_for_user(&mut *self.store.read().await?, who.user_id).await?;
         let event = who
             .event("room.list", "user", who.user_id)
             .with_detail(serde_json::json!({"count": list.len()}));
@@ -57,7 +57,7 @@ impl Chat {
     pub async fn room(&self, who: &Principal, room_id: Uuid) -> Result<Room> {
         self.require_member(who, room_id).await?;
         self.audit.record(who.event("room.view", "room", room_id)).await?;
-        rooms::room_by_id(self.store.reader(), room_id)
+        rooms::room_by_id(&mut *self.store.read().await?, room_id)
             .await?
             .ok_or(Error::NotFound("room"))
     }
@@ -68,7 +68,7 @@ impl Chat {
         self.audit
             .record(who.event("room.members.view", "room", room_id))
             .await?;
-        rooms::members(self.store.reader(), room_id).await
+        rooms::members(&mut *self.store.read().await?, room_id).await
     }
 
     /// Opens a room of the requested kind, enforcing who may open which kind.
@@ -97,7 +97,8 @@ impl Chat {
                 let mut pair = [who.user_id, other];
                 pair.sort();
                 let key = format!("{}:{}", pair[0], pair[1]);
-                if let Some(room) = rooms::room_by_direct_key(self.store.reader(), &key).await? {
+                let found = rooms::room_by_direct_key(&mut *self.store.read().await?, &key).await?;
+                if let Some(room) = found {
                     return Ok((room, Opened::Existing));
                 }
                 direct_key = Some(key);
@@ -126,14 +127,17 @@ impl Chat {
                 let enc = req
                     .encounter_id
                     .ok_or_else(|| Error::Invalid("encounter_id is required".into()))?;
-                if !patients::encounter_exists(self.store.reader(), enc).await? {
+                if !patients::encounter_exists(&mut *self.store.read().await?, enc).await? {
                     return Err(Error::Invalid("encounter_id names no known encounter".into()));
                 }
                 (required_name(req.name.as_deref())?, None)
             }
         };
         for id in &others {
-            if users::user_by_id(self.store.reader(), *id).await?.is_none() {
+            if users::user_by_id(&mut *self.store.read().await?, *id)
+                .await?
+                .is_none()
+            {
                 return Err(Error::Invalid(format!("member {id} is not a known user")));
             }
         }
@@ -183,7 +187,7 @@ impl Chat {
             .with_detail(serde_json::json!({"kind": req.kind.as_str(), "members": others}));
         audit::append(&mut tx, &[event], now).await?;
         tx.commit().await?;
-        let room = rooms::room_by_id(self.store.reader(), room_id)
+        let room = rooms::room_by_id(&mut *self.store.read().await?, room_id)
             .await?
             .ok_or(Error::NotFound("room"))?;
         self.bus
@@ -196,7 +200,10 @@ impl Chat {
     /// by schedulers and admins; direct rooms are fixed.
     pub async fn add_member(&self, who: &Principal, room_id: Uuid, user_id: Uuid) -> Result<bool> {
         let room = self.manageable_room(who, room_id).await?;
-        if users::user_by_id(self.store.reader(), user_id).await?.is_none() {
+        if users::user_by_id(&mut *self.store.read().await?, user_id)
+            .await?
+            .is_none()
+        {
             return Err(Error::Invalid(format!("user {user_id} is not a known user")));
         }
         let now = self.clock.now().timestamp_millis();
@@ -265,10 +272,10 @@ impl Chat {
     }
 
     async fn manageable_room(&self, who: &Principal, room_id: Uuid) -> Result<Room> {
-        let room = rooms::room_by_id(self.store.reader(), room_id)
+        let room = rooms::room_by_id(&mut *self.store.read().await?, room_id)
             .await?
             .ok_or(Error::NotFound("room"))?;
-        let member = rooms::is_member(self.store.reader(), room_id, who.user_id).await?;
+        let member = rooms::is_member(&mut *self.store.read().await?, room_id, who.user_id).await?;
         let allowed = match room.kind {
             RoomKind::Direct => false,
             RoomKind::Role => who.has(Role::Admin) || who.has(Role::Scheduler),

@@ -181,11 +181,13 @@ impl Chat {
             Err(e) => {
                 drop(tx);
                 // A concurrent request with the same key won the race: answer as a replay.
-                if e.is_unique_violation()
-                    && let Some(key) = &draft.idempotency_key
-                    && let Some(existing) =
-                        messages::by_idempotency_key(self.store.reader(), who.user_id, key).await?
-                {
+                let existing = match &draft.idempotency_key {
+                    Some(key) if e.is_unique_violation() => {
+                        messages::by_idempotency_key(&mut *self.store.read().await?, who.user_id, key).await?
+                    }
+                    _ => None,
+                };
+                if let Some(existing) = existing {
                     return self.replay(existing, &request_hash).await;
                 }
                 return Err(e);
@@ -261,7 +263,9 @@ impl Chat {
         if self.bus.deliver_staged(message.id) {
             return;
         }
-        match rooms::member_ids(self.store.reader(), message.room_id).await {
+        let found: Result<_> =
+            async { rooms::member_ids(&mut *self.store.read().await?, message.room_id).await }.await;
+        match found {
             Ok(members) => self.bus.publish_message(message, &members),
             Err(e) => tracing::warn!(error = %e, "stored message not fanned out; clients catch up on resume"),
         }

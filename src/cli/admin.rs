@@ -118,7 +118,7 @@ pub async fn token(config: Option<&PathBuf>, cmd: TokenCommand) -> anyhow::Resul
             db,
         } => {
             let store = open_store(&load(config, &db)?).await?;
-            let u = users::user_by_username(store.reader(), &user)
+            let u = users::user_by_username(&mut *store.read().await?, &user)
                 .await?
                 .with_context(|| format!("no user named {user}"))?;
             let now = now_ms();

@@ -84,7 +84,7 @@ impl DataKeys {
         if let Some(c) = self.keyring.cached(key_id) {
             return Ok(c);
         }
-        let rec = keys::by_id(self.store.reader(), key_id)
+        let rec = keys::by_id(&mut *self.store.read().await?, key_id)
             .await?
             .ok_or_else(|| Error::Crypto(format!("data key {key_id} does not exist")))?;
         self.unwrap(&rec)
@@ -108,7 +108,8 @@ impl DataKeys {
     pub async fn rotate(&self, now_ms: i64) -> Result<usize> {
         let active = self.keyring.active_kek().to_string();
         let mut done = 0;
-        for rec in keys::wrapped_by_other(self.store.reader(), &active).await? {
+        let found = keys::wrapped_by_other(&mut *self.store.read().await?, &active).await?;
+        for rec in found {
             let Some(wrapped) = &rec.wrapped else { continue };
             let (new_kek, rewrapped) = self.keyring.rewrap(&rec.id, &rec.kek_id, wrapped)?;
             let mut tx = self.store.begin().await?;

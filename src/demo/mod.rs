@@ -110,13 +110,13 @@ pub struct DemoLogin {
 /// Loads the fixtures unless the database already has users, then issues one token per demo user.
 pub async fn load(store: &Store, chat: &Chat, now_ms: i64) -> anyhow::Result<Vec<DemoLogin>> {
     let fx: Fixtures = serde_json::from_str(FIXTURES).context("parsing fixtures/demo.json")?;
-    if users::list_users(store.reader()).await?.is_empty() {
+    if users::list_users(&mut *store.read().await?).await?.is_empty() {
         seed(store, chat, &fx, now_ms).await?;
     }
     let mut logins = Vec::new();
     let mut tx = store.begin().await?;
     for u in &fx.users {
-        let Some(user) = users::user_by_username(store.reader(), &u.username).await? else {
+        let Some(user) = users::user_by_username(&mut *store.read().await?, &u.username).await? else {
             continue;
         };
         let (_, token) = auth::issue_token(&mut tx, user.id, "demo", now_ms, None, &[]).await?;
@@ -242,10 +242,10 @@ pub async fn seed_roster(
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<()> {
     use crate::oncall::roster::ShiftIn;
-    if crate::store::oncall::service_exists(store.reader(), "cardiology").await? {
+    if crate::store::oncall::service_exists(&mut *store.read().await?, "cardiology").await? {
         return Ok(());
     }
-    let Some(scheduler) = users::user_by_username(store.reader(), "sched.cardio").await? else {
+    let Some(scheduler) = users::user_by_username(&mut *store.read().await?, "sched.cardio").await? else {
         return Ok(());
     };
     let hour = chrono::Duration::hours(1);

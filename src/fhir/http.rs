@@ -199,12 +199,12 @@ pub async fn find(
 ) -> FhirResult<Found> {
     let viewer = req.viewer(context);
     let viewer = viewer.as_deref();
-    let pool = state.store.reader();
+    let mut conn = state.store.read().await?;
     let mrn_system = state.config.hl7.mrn_system.as_str();
     Ok(match kind {
         Kind::Patient => {
             let s = search::patient(pairs, strict)?;
-            let (total, rows) = q::patients(pool, &s.query, viewer, s.page).await?;
+            let (total, rows) = q::patients(&mut conn, &s.query, viewer, s.page).await?;
             let mut resources = Vec::with_capacity(rows.len());
             for p in &rows {
                 resources.push(resources::patient(p, &p.identifier_pairs()?, mrn_system));
@@ -213,27 +213,30 @@ pub async fn find(
         }
         Kind::Encounter => {
             let s = search::encounter(pairs, strict)?;
-            let (total, rows) = q::encounters(pool, &s.query, viewer, s.page).await?;
+            let (total, rows) = q::encounters(&mut conn, &s.query, viewer, s.page).await?;
             let mut resources = Vec::with_capacity(rows.len());
             for e in &rows {
-                let participants = q::encounter_participants(pool, &e.row.id).await?;
+                let participants = q::encounter_participants(&mut conn, &e.row.id).await?;
                 resources.push(resources::encounter(e, &participants));
             }
             found(s, total, resources)
         }
         Kind::CareTeam => {
             let s = search::care_team(pairs, strict)?;
-            let (total, rows) = qc::teams(pool, &s.query, viewer, s.page).await?;
+            let (total, rows) = qc::teams(&mut conn, &s.query, viewer, s.page).await?;
             let mut resources = Vec::with_capacity(rows.len());
             for t in &rows {
-                let members = qc::team_members(pool, &t.id).await?;
+                let members = qc::team_members(&mut conn, &t.id).await?;
                 resources.push(resources::care_team(t, &members));
             }
             found(s, total, resources)
         }
         Kind::Communication => {
             let s = search::communication(pairs, strict)?;
-            let (total, rows) = qc::messages(pool, &s.query, viewer, s.page).await?;
+            let (total, rows) = qc::messages(&mut conn, &s.query, viewer, s.page).await?;
+            // Opening and decorating the messages reads keys and receipts on connections of
+            // their own.
+            drop(conn);
             let mut messages = Vec::with_capacity(rows.len());
             let mut context = Vec::with_capacity(rows.len());
             for row in rows {
@@ -251,14 +254,14 @@ pub async fn find(
         }
         Kind::Practitioner => {
             let s = search::practitioner(pairs, strict, resources::NPI_SYSTEM)?;
-            let (total, rows) = qc::practitioners(pool, &s.query, s.page).await?;
+            let (total, rows) = qc::practitioners(&mut conn, &s.query, s.page).await?;
             let resources = rows.iter().map(resources::practitioner).collect();
             found(s, total, resources)
         }
         Kind::PractitionerRole => {
             let now = state.clock.now().timestamp_millis();
             let s = search::practitioner_role(pairs, strict, now)?;
-            let (total, rows) = crate::store::oncall::shifts(pool, &s.query, s.page).await?;
+            let (total, rows) = crate::store::oncall::shifts(&mut conn, &s.query, s.page).await?;
             let resources = rows
                 .iter()
                 .map(|r| resources::practitioner_role(r, now))
@@ -267,8 +270,9 @@ pub async fn find(
         }
         Kind::AuditEvent => {
             let s = search::audit_event(pairs, strict)?;
-            let total = crate::store::audit::count(pool, &s.query).await?;
-            let entries = crate::store::audit::search(pool, &s.query, s.page.count, s.page.offset).await?;
+            let total = crate::store::audit::count(&mut conn, &s.query).await?;
+            let entries =
+                crate::store::audit::search(&mut conn, &s.query, s.page.count, s.page.offset).await?;
             let resources = entries.iter().map(crate::audit::balp::audit_event).collect();
             found(s, total, resources)
         }

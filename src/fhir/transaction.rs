@@ -81,7 +81,7 @@ pub async fn transaction(
 /// Patient and Encounter creates as one run of the ADT event table.
 async fn adt(state: &AppState, req: &FhirRequest, entries: &[Value]) -> FhirResult<Value> {
     let cfg = &state.config.hl7;
-    let pool = state.store.reader();
+    let mut conn = state.store.read().await?;
     let now = state.clock.now();
     let mut events = Vec::new();
     // fullUrl (and Patient/{id}) of the Bundle's patients → their MRN.
@@ -116,7 +116,7 @@ async fn adt(state: &AppState, req: &FhirRequest, entries: &[Value]) -> FhirResu
         let wanted = input::encounter(&resource, &cfg.visit_system).map_err(|e| at(e.into()))?;
         let mrn = match bundled {
             Some(mrn) => mrn,
-            None => q::identifier_of(pool, &wanted.patient_id, &cfg.mrn_system)
+            None => q::identifier_of(&mut conn, &wanted.patient_id, &cfg.mrn_system)
                 .await?
                 .ok_or_else(|| {
                     at(unprocessable(
@@ -124,9 +124,9 @@ async fn adt(state: &AppState, req: &FhirRequest, entries: &[Value]) -> FhirResu
                     ))
                 })?,
         };
-        let current = q::encounter_by_visit(pool, &cfg.visit_system, &wanted.visit_number).await?;
+        let current = q::encounter_by_visit(&mut conn, &cfg.visit_system, &wanted.visit_number).await?;
         if let Some(c) = &current
-            && q::identifier_of(pool, &c.row.patient_id, &cfg.mrn_system)
+            && q::identifier_of(&mut conn, &c.row.patient_id, &cfg.mrn_system)
                 .await?
                 .as_deref()
                 != Some(mrn.as_str())
@@ -145,6 +145,7 @@ async fn adt(state: &AppState, req: &FhirRequest, entries: &[Value]) -> FhirResu
         events.extend(input::adt_events(&triggers, &wanted, &patient, now));
         answers.push(("Encounter", wanted.visit_number.clone()));
     }
+    drop(conn);
     state
         .hl7
         .apply_direct(&events, Some(req.who.user_id), req.who.source.as_deref(), "fhir")
@@ -154,14 +155,15 @@ async fn adt(state: &AppState, req: &FhirRequest, entries: &[Value]) -> FhirResu
             other => other.into(),
         })?;
     // Committed: say where each entry's resource is now.
+    let mut conn = state.store.read().await?;
     let mut response = Vec::with_capacity(answers.len());
     for (kind, key) in answers {
         let id = if kind == "Patient" {
-            q::patient_by_identifier(pool, &cfg.mrn_system, &key)
+            q::patient_by_identifier(&mut conn, &cfg.mrn_system, &key)
                 .await?
                 .map(|p| p.row.id)
         } else {
-            q::encounter_by_visit(pool, &cfg.visit_system, &key)
+            q::encounter_by_visit(&mut conn, &cfg.visit_system, &key)
                 .await?
                 .map(|e| e.row.id)
         };

@@ -375,12 +375,12 @@ async fn practitioner(
         Some(id) => {
             let uid: Uuid = id.parse().map_err(|_| FhirError::not_found("Practitioner", id))?;
             Some(
-                users::user_by_id(state.store.reader(), uid)
+                users::user_by_id(&mut *state.store.read().await?, uid)
                     .await?
                     .ok_or_else(|| FhirError::not_found("Practitioner", id))?,
             )
         }
-        None => users::person_by_npi_or_username(state.store.reader(), npi, username).await?,
+        None => users::person_by_npi_or_username(&mut *state.store.read().await?, npi, username).await?,
     };
     let now = state.clock.now().timestamp_millis();
     let mut tx = state.store.begin().await.map_err(Error::from)?;

@@ -32,10 +32,10 @@ pub async fn patient(
 ) -> FhirResult<Written> {
     let mrn_system = &state.config.hl7.mrn_system;
     let patient = input::patient(v, mrn_system)?;
-    let pool = state.store.reader();
-    let holder = q::patient_by_identifier(pool, mrn_system, &patient.mrn).await?;
+    let mut conn = state.store.read().await?;
+    let holder = q::patient_by_identifier(&mut conn, mrn_system, &patient.mrn).await?;
     if let Some(id) = id {
-        if q::identifier_of(pool, id, mrn_system).await?.is_none() {
+        if q::identifier_of(&mut conn, id, mrn_system).await?.is_none() {
             return Err(FhirError::not_found("Patient", id));
         }
         if holder.as_ref().map(|h| h.row.id.as_str()) != Some(id) {
@@ -44,6 +44,7 @@ pub async fn patient(
             ));
         }
     }
+    drop(conn);
     let event = Adt {
         trigger: Trigger::A31,
         event_at: state.clock.now(),
@@ -74,11 +75,11 @@ pub async fn encounter(
 ) -> FhirResult<Written> {
     let cfg = &state.config.hl7;
     let wanted = input::encounter(v, &cfg.visit_system)?;
-    let pool = state.store.reader();
-    let mrn = q::identifier_of(pool, &wanted.patient_id, &cfg.mrn_system)
+    let mut conn = state.store.read().await?;
+    let mrn = q::identifier_of(&mut conn, &wanted.patient_id, &cfg.mrn_system)
         .await?
         .ok_or_else(|| unprocessable("Encounter.subject names no patient known here"))?;
-    let current = q::encounter_by_visit(pool, &cfg.visit_system, &wanted.visit_number).await?;
+    let current = q::encounter_by_visit(&mut conn, &cfg.visit_system, &wanted.visit_number).await?;
     if let Some(id) = id {
         match &current {
             Some(c) if c.row.id == id => {}
@@ -88,7 +89,7 @@ pub async fn encounter(
                 ));
             }
             None if q::encounters(
-                pool,
+                &mut conn,
                 &q::EncounterQuery {
                     id: Some(id.into()),
                     ..Default::default()
@@ -115,6 +116,7 @@ pub async fn encounter(
             "Encounter.subject cannot change; move encounters with a patient merge",
         ));
     }
+    drop(conn);
     let triggers = input::encounter_events(&wanted, current.as_ref().map(|c| &c.row))?;
     // Demographics stay as held: an Encounter write changes the visit, not the person.
     let patient = Patient {

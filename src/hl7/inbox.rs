@@ -69,13 +69,13 @@ impl From<&InboxRecord> for Entry {
 
 /// Stored messages whose content could not be applied, oldest first.
 pub async fn errors(store: &Store, limit: i64) -> Result<Vec<Entry>> {
-    let rows = store::with_outcome(store.reader(), "error", limit).await?;
+    let rows = store::with_outcome(&mut *store.read().await?, "error", limit).await?;
     Ok(rows.iter().map(Entry::from).collect())
 }
 
 /// Applied messages whose mapping had gaps (unknown practitioner, unit without a team).
 pub async fn warnings(store: &Store, limit: i64) -> Result<Vec<Entry>> {
-    let rows = store::with_warnings(store.reader(), limit).await?;
+    let rows = store::with_warnings(&mut *store.read().await?, limit).await?;
     Ok(rows.iter().map(Entry::from).collect())
 }
 
@@ -85,10 +85,10 @@ impl Hl7 {
     pub async fn replay(&self, ids: &[String]) -> Result<Vec<Entry>> {
         let mut records = Vec::new();
         if ids.is_empty() {
-            records = store::with_outcome(self.chat.store.reader(), "error", 10_000).await?;
+            records = store::with_outcome(&mut *self.chat.store.read().await?, "error", 10_000).await?;
         } else {
             for id in ids {
-                let rec = store::by_id(self.chat.store.reader(), id)
+                let rec = store::by_id(&mut *self.chat.store.read().await?, id)
                     .await?
                     .ok_or(Error::NotFound("inbox entry"))?;
                 records.push(rec);

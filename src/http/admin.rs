@@ -47,7 +47,7 @@ impl From<UserRecord> for UserView {
     responses((status = 200, body = UserView), (status = 401, body = super::error::Problem)),
     security(("bearer" = [])))]
 pub async fn me(State(state): State<AppState>, who: Principal) -> Result<Json<UserView>> {
-    let user = users::user_by_id(state.store.reader(), who.user_id)
+    let user = users::user_by_id(&mut *state.store.read().await?, who.user_id)
         .await?
         .ok_or(Error::Unauthenticated)?;
     Ok(Json(user.into()))
@@ -58,7 +58,7 @@ pub async fn me(State(state): State<AppState>, who: Principal) -> Result<Json<Us
     responses((status = 200, body = [UserView]), (status = 401, body = super::error::Problem)),
     security(("bearer" = [])))]
 pub async fn list_users(State(state): State<AppState>, _who: Principal) -> Result<Json<Vec<UserView>>> {
-    let list = users::list_users(state.store.reader()).await?;
+    let list = users::list_users(&mut *state.store.read().await?).await?;
     Ok(Json(
         list.into_iter()
             .filter(|u| u.active)
@@ -197,7 +197,7 @@ pub async fn create_token(
     ApiJson(req): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<IssuedToken>)> {
     require_admin(&state, &who, "token.issue", "token").await?;
-    let user = users::user_by_id(state.store.reader(), req.user_id)
+    let user = users::user_by_id(&mut *state.store.read().await?, req.user_id)
         .await?
         .ok_or_else(|| Error::Invalid("user_id names no known user".into()))?;
     let scopes = token_scopes(&user, &req.scopes)?;
@@ -223,7 +223,7 @@ pub async fn revoke_token(
     who: Principal,
     ApiPath(token_id): ApiPath<Uuid>,
 ) -> Result<StatusCode> {
-    let owner = users::token_owner(state.store.reader(), token_id)
+    let owner = users::token_owner(&mut *state.store.read().await?, token_id)
         .await?
         .ok_or(Error::NotFound("token"))?;
     if owner != who.user_id && !who.has(Role::Admin) {

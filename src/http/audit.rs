@@ -87,7 +87,7 @@ pub async fn search(
         before_seq: q.before,
         seq: None,
     };
-    let items = audit::search(state.store.reader(), &filter, limit + 1, 0).await?;
+    let items = audit::search(&mut *state.store.read().await?, &filter, limit + 1, 0).await?;
     let more = items.len() > limit as usize;
     let items: Vec<Entry> = items.into_iter().take(limit as usize).collect();
     let next_before = if more { items.last().map(|e| e.seq) } else { None };

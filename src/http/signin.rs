@@ -50,10 +50,10 @@ pub async fn session(
     who: Principal,
     headers: HeaderMap,
 ) -> Result<Json<SessionView>> {
-    let user = users::user_by_id(state.store.reader(), who.user_id)
+    let user = users::user_by_id(&mut *state.store.read().await?, who.user_id)
         .await?
         .ok_or(Error::Unauthenticated)?;
-    let row = sessions::session(state.store.reader(), who.token_id).await?;
+    let row = sessions::session(&mut *state.store.read().await?, who.token_id).await?;
     let csrf = row
         .as_ref()
         .and(session::cookie(

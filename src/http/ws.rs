@@ -92,7 +92,11 @@ async fn session(state: AppState, who: Principal, after: Option<i64>, socket: We
                     // What the clinician does over the socket is use of the session.
                     touch(&state, who.token_id, now).await;
                 }
-                match crate::store::sessions::token_live(state.store.reader(), who.token_id, now).await {
+                let live: crate::error::Result<bool> = async {
+                    crate::store::sessions::token_live(&mut *state.store.read().await?, who.token_id, now).await
+                }
+                .await;
+                match live {
                     Ok(false) => break Some((4401, "session ended; sign in again")),
                     Ok(true) => {}
                     Err(e) => tracing::warn!(error = %e, "token re-check failed"),

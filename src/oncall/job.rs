@@ -56,8 +56,8 @@ impl Oncall {
     }
 
     async fn adopt(&self, tick: &mut Tick, now: i64) -> Result<()> {
-        let pool = self.chat.store.reader();
-        for (message_id, room_id, role_key, _) in store::unadopted(pool, now - 86_400_000).await? {
+        let unadopted = store::unadopted(&mut *self.chat.store.read().await?, now - 86_400_000).await?;
+        for (message_id, room_id, role_key, _) in unadopted {
             let service = role_key.trim_start_matches("oncall:").to_string();
             let tiers = self.cfg.tiers(&service);
             let (tier, notified) = match self.holder(&service, 1, now).await? {
@@ -108,7 +108,8 @@ impl Oncall {
     }
 
     async fn hand_over(&self, tick: &mut Tick, now: i64) -> Result<()> {
-        for (room_id, service) in store::role_rooms(self.chat.store.reader()).await? {
+        let found = store::role_rooms(&mut *self.chat.store.read().await?).await?;
+        for (room_id, service) in found {
             let Some(holder) = self.holder(&service, 1, now).await? else {
                 continue;
             };
@@ -132,7 +133,7 @@ impl Oncall {
                 .ensure_member(&mut tx, &room_id, &holder, now, &mut after, &mut events)
                 .await?;
             // Outgoing on-call members leave unless they hold another tier or wait on a message.
-            let on_shift: Vec<String> = store::covering(self.chat.store.reader(), &service, now)
+            let on_shift: Vec<String> = store::covering(&mut *self.chat.store.read().await?, &service, now)
                 .await?
                 .into_iter()
                 .map(|h| h.user_id)
@@ -161,7 +162,7 @@ impl Oncall {
                     after.frames.push((Target::Users(vec![*user]), frame));
                 }
             }
-            let name = users::user_by_id(self.chat.store.reader(), holder_id)
+            let name = users::user_by_id(&mut *self.chat.store.read().await?, holder_id)
                 .await?
                 .map(|u| u.display_name)
                 .unwrap_or_default();
@@ -246,7 +247,7 @@ impl Oncall {
                     self.ensure_member(&mut tx, &e.room_id, user, now, &mut after, &mut events)
                         .await?;
                     after.emails.push((user.clone(), true, e.room_id.clone()));
-                    let name = users::user_by_id(self.chat.store.reader(), parse_id(user)?)
+                    let name = users::user_by_id(&mut *self.chat.store.read().await?, parse_id(user)?)
                         .await?
                         .map(|u| u.display_name)
                         .unwrap_or_default();
@@ -277,9 +278,9 @@ impl Oncall {
     }
 
     async fn step(&self, service: &str, tier: u32, now: i64) -> Result<Step> {
-        let shifts = store::covering(self.chat.store.reader(), service, now).await?;
+        let shifts = store::covering(&mut *self.chat.store.read().await?, service, now).await?;
         let fallback = match self.cfg.fallback(service) {
-            Some(login) => users::user_by_username(self.chat.store.reader(), login)
+            Some(login) => users::user_by_username(&mut *self.chat.store.read().await?, login)
                 .await?
                 .filter(|u| u.active)
                 .map(|u| u.id.to_string()),
@@ -342,10 +343,9 @@ impl Oncall {
         }
         let Some(mailer) = &self.mailer else { return };
         for (user, escalated, room_id) in after.emails {
-            let address = store::email_of(self.chat.store.reader(), &user)
-                .await
-                .ok()
-                .flatten();
+            let address: Result<_> =
+                async { store::email_of(&mut *self.chat.store.read().await?, &user).await }.await;
+            let address = address.ok().flatten();
             let outcome = match address {
                 Some(to) => {
                     let (subject, body) = compose(&self.link(&room_id), escalated);

@@ -85,11 +85,11 @@ impl Oncall {
     /// Stores an upload: per service, the shifts starting inside its period are replaced, all in
     /// one transaction; unknown practitioners refuse the whole upload with their row numbers.
     pub async fn upload(&self, who: &Principal, shifts: Vec<ShiftIn>) -> Result<Uploaded> {
-        let pool = self.chat.store.reader();
+        let mut conn = self.chat.store.read().await?;
         let mut users_of = Vec::with_capacity(shifts.len());
         let mut unknown = Vec::new();
         for (i, s) in shifts.iter().enumerate() {
-            match resolve_person(pool, &s.practitioner).await? {
+            match resolve_person(&mut conn, &s.practitioner).await? {
                 Some(id) => users_of.push(id),
                 None => unknown.push(RowError {
                     row: i + 1,
@@ -97,6 +97,7 @@ impl Oncall {
                 }),
             }
         }
+        drop(conn);
         if !unknown.is_empty() {
             return Err(Error::Invalid(row_errors(&unknown)));
         }
@@ -150,12 +151,12 @@ impl Oncall {
 
     /// Who holds each tier of `service` at `at`.
     pub async fn on_call(&self, service: &str, at: DateTime<Utc>) -> Result<Vec<OnCallTier>> {
-        let pool = self.chat.store.reader();
-        if !store::service_exists(pool, service).await? {
+        let mut conn = self.chat.store.read().await?;
+        if !store::service_exists(&mut conn, service).await? {
             return Err(Error::NotFound("on-call service"));
         }
         let at_ms = at.timestamp_millis();
-        let shifts = store::covering(pool, service, at_ms).await?;
+        let shifts = store::covering(&mut conn, service, at_ms).await?;
         let mut tiers: Vec<u32> = shifts.iter().map(|s| s.tier).collect();
         tiers.sort_unstable();
         tiers.dedup();
@@ -163,7 +164,7 @@ impl Oncall {
         for tier in tiers {
             if let Some(h) = roster::holder(&shifts, tier, at_ms) {
                 let user_id = parse_id(&h.user_id)?;
-                let display_name = users::user_by_id(pool, user_id)
+                let display_name = users::user_by_id(&mut conn, user_id)
                     .await?
                     .map(|u| u.display_name)
                     .unwrap_or_default();
@@ -182,7 +183,7 @@ impl Oncall {
 
     /// The current holder of `tier` of `service`, as a user id.
     pub(crate) async fn holder(&self, service: &str, tier: u32, at_ms: i64) -> Result<Option<String>> {
-        let shifts = store::covering(self.chat.store.reader(), service, at_ms).await?;
+        let shifts = store::covering(&mut *self.chat.store.read().await?, service, at_ms).await?;
         Ok(roster::holder(&shifts, tier, at_ms).map(|h| h.user_id.clone()))
     }
 
@@ -197,7 +198,7 @@ impl Oncall {
         idempotency_key: Option<String>,
     ) -> Result<Message> {
         self.chat.require_clinical(who, "oncall.message").await?;
-        if !store::service_exists(self.chat.store.reader(), service).await? {
+        if !store::service_exists(&mut *self.chat.store.read().await?, service).await? {
             return Err(Error::NotFound("on-call service"));
         }
         let room = self.role_room(service, Some(who.user_id)).await?;
@@ -252,7 +253,8 @@ impl Oncall {
     /// The room of `service`'s role, created on first use.
     pub(crate) async fn role_room(&self, service: &str, creator: Option<Uuid>) -> Result<Room> {
         let key = format!("oncall:{service}");
-        if let Some(room) = rooms::room_by_role_key(self.chat.store.reader(), &key).await? {
+        let found = rooms::room_by_role_key(&mut *self.chat.store.read().await?, &key).await?;
+        if let Some(room) = found {
             return Ok(room);
         }
         let now = self.chat.clock.now().timestamp_millis();
@@ -273,7 +275,7 @@ impl Oncall {
             Err(e) if e.is_unique_violation() => drop(tx),
             Err(e) => return Err(e),
         }
-        rooms::room_by_role_key(self.chat.store.reader(), &key)
+        rooms::room_by_role_key(&mut *self.chat.store.read().await?, &key)
             .await?
             .ok_or(Error::Internal("role room vanished".into()))
     }
@@ -285,15 +287,18 @@ impl Oncall {
 }
 
 /// A roster's `practitioner_id`: a Wardline user id, an NPI or a login name of an active person.
-pub(crate) async fn resolve_person(pool: &sqlx::AnyPool, reference: &str) -> Result<Option<String>> {
+pub(crate) async fn resolve_person(
+    conn: &mut sqlx::AnyConnection,
+    reference: &str,
+) -> Result<Option<String>> {
     if let Ok(id) = reference.parse::<Uuid>() {
-        return Ok(users::user_by_id(pool, id)
+        return Ok(users::user_by_id(conn, id)
             .await?
             .filter(|u| u.active && u.kind == "person")
             .map(|u| u.id.to_string()));
     }
     Ok(
-        users::person_by_npi_or_username(pool, Some(reference), Some(reference))
+        users::person_by_npi_or_username(conn, Some(reference), Some(reference))
             .await?
             .filter(|u| u.active)
             .map(|u| u.id.to_string()),

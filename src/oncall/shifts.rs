@@ -21,8 +21,7 @@ impl Oncall {
         id: Option<&str>,
         shift: &ShiftIn,
     ) -> Result<(String, Report)> {
-        let pool = self.chat.store.reader();
-        let user_id = resolve_person(pool, &shift.practitioner)
+        let user_id = resolve_person(&mut *self.chat.store.read().await?, &shift.practitioner)
             .await?
             .ok_or_else(|| Error::Invalid("PractitionerRole.practitioner names no active person".into()))?;
         let now = self.chat.clock.now().timestamp_millis();
@@ -56,12 +55,16 @@ impl Oncall {
 
     /// Removes shift `id`; returns the report of its service over the removed shift's time.
     pub async fn delete_shift(&self, who: &Principal, id: &str) -> Result<Report> {
-        let pool = self.chat.store.reader();
         let query = store::ShiftQuery {
             id: Some(id.to_string()),
             ..Default::default()
         };
-        let (_, found) = store::shifts(pool, &query, Page { offset: 0, count: 1 }).await?;
+        let (_, found) = store::shifts(
+            &mut *self.chat.store.read().await?,
+            &query,
+            Page { offset: 0, count: 1 },
+        )
+        .await?;
         let shift = found
             .into_iter()
             .next()
@@ -84,7 +87,7 @@ impl Oncall {
     /// Gaps and overlaps of `service` among the shifts that touch `[from, to)`; a window left
     /// with no shift at all is one gap.
     async fn report_around(&self, service: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Report> {
-        let pool = self.chat.store.reader();
+        let mut conn = self.chat.store.read().await?;
         let query = store::ShiftQuery {
             service: Some(service.to_string()),
             from: Some(from.timestamp_millis() + 1),
@@ -92,7 +95,7 @@ impl Oncall {
             ..Default::default()
         };
         let (_, rows) = store::shifts(
-            pool,
+            &mut conn,
             &query,
             Page {
                 offset: 0,

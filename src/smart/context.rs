@@ -67,7 +67,6 @@ pub async fn open(
     {
         return Err(LaunchError::EncounterNotOfPatient);
     }
-    let pool = state.store.reader();
     let visit = match encounter {
         Some(enc) => Some(visit_number(enc, visit_system).ok_or_else(|| {
             ehr_data(format_args!(
@@ -77,7 +76,7 @@ pub async fn open(
         None => None,
     };
     let our_encounter = match &visit {
-        Some(number) => q::encounter_by_visit(pool, &cfg.hl7.visit_system, number)
+        Some(number) => q::encounter_by_visit(&mut *state.store.read().await?, &cfg.hl7.visit_system, number)
             .await?
             .map(|e| e.row),
         None => None,
@@ -150,17 +149,12 @@ pub async fn open(
             None => return Err(LaunchError::NoRoom),
         },
     };
-    let mut conn = state
-        .store
-        .reader()
-        .acquire()
-        .await
-        .map_err(crate::error::Error::from)?;
+    let mut conn = state.store.read().await?;
     let room = rooms::room_for_encounter(&mut conn, &encounter_id)
         .await?
         .ok_or(LaunchError::NoRoom)?;
+    let member = rooms::is_member(&mut *conn, room.id, who.user_id).await?;
     drop(conn);
-    let member = rooms::is_member(state.store.reader(), room.id, who.user_id).await?;
     if !member && !cfg.smart.join_on_launch {
         return Err(LaunchError::NotMember);
     }
@@ -181,10 +175,10 @@ async fn find_patient(
     query: q::PatientQuery,
     prefer: Option<&str>,
 ) -> Result<Option<(String, Identity)>, LaunchError> {
-    let pool = state.store.reader();
+    let mut conn = state.store.read().await?;
     let mut query = query;
     for _ in 0..4 {
-        let Some(p) = q::patients(pool, &query, None, q::Page { offset: 0, count: 1 })
+        let Some(p) = q::patients(&mut conn, &query, None, q::Page { offset: 0, count: 1 })
             .await?
             .1
             .into_iter()
@@ -200,7 +194,7 @@ async fn find_patient(
             continue;
         }
         // A survivor of a merge holds several MRNs: the EHR's, if it is one of them, is ours.
-        let mrns = q::identifiers_in(pool, &p.row.id, &state.config.hl7.mrn_system).await?;
+        let mrns = q::identifiers_in(&mut conn, &p.row.id, &state.config.hl7.mrn_system).await?;
         let mrn = match prefer {
             Some(m) if mrns.iter().any(|x| x == m) => Some(m.to_string()),
             _ => mrns.into_iter().next(),
@@ -220,8 +214,8 @@ async fn find_patient(
 /// context).
 async fn current_encounter(state: &AppState, mrn: &str) -> Result<String, LaunchError> {
     let cfg = &state.config.hl7;
-    let pool = state.store.reader();
-    let patient = q::patient_by_identifier(pool, &cfg.mrn_system, mrn)
+    let mut conn = state.store.read().await?;
+    let patient = q::patient_by_identifier(&mut conn, &cfg.mrn_system, mrn)
         .await?
         .ok_or(LaunchError::NoRoom)?;
     let query = q::EncounterQuery {
@@ -230,7 +224,7 @@ async fn current_encounter(state: &AppState, mrn: &str) -> Result<String, Launch
         ..Default::default()
     };
     q::encounters(
-        pool,
+        &mut conn,
         &query,
         None,
         q::Page {

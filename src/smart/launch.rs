@@ -187,7 +187,7 @@ async fn complete(
         .ok_or(LaunchError::UnknownUser)?;
     let practitioner = practitioner_id(&fhir_user).ok_or(LaunchError::UnknownUser)?;
     let absolute = fhir_user_url(&fhir_user, &trusted.iss).ok_or(LaunchError::UnknownUser)?;
-    let user = users::person_for_fhir_user(state.store.reader(), &absolute, practitioner)
+    let user = users::person_for_fhir_user(&mut *state.store.read().await?, &absolute, practitioner)
         .await?
         .ok_or(LaunchError::UnknownUser)?;
     attempt.actor = Some(user.id);

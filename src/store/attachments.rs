@@ -1,6 +1,6 @@
 //! Sealed attachments.
 
-use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow};
+use sqlx::{Any, AnyConnection, Executor, FromRow};
 
 use crate::error::Result;
 
@@ -56,13 +56,13 @@ pub async fn insert(conn: &mut AnyConnection, a: &AttachmentRecord, now_ms: i64)
 }
 
 /// One attachment with its content.
-pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<AttachmentRecord>> {
+pub async fn by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<AttachmentRecord>> {
     Ok(sqlx::query_as(
         "SELECT id, room_id, uploader_id, message_id, content_type, size, filename, data, key_id
          FROM attachments WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?)
 }
 

@@ -1,7 +1,7 @@
 //! The audit trail's storage: chained appends under the head-row lock, search, and ordered scans
 //! for verification and export.
 
-use sqlx::{AnyConnection, AnyPool, FromRow};
+use sqlx::{AnyConnection, FromRow};
 
 use super::criteria::{Arg, Criteria, Page};
 use crate::audit::{Entry, Event, next_entry};
@@ -134,7 +134,7 @@ fn placeholders(postgres: bool, before: usize, count: usize) -> String {
 }
 
 /// Entries in sequence order after `after_seq` (for verification and export).
-pub async fn scan(pool: &AnyPool, after_seq: i64, limit: u32) -> Result<Vec<Entry>> {
+pub async fn scan(conn: &mut AnyConnection, after_seq: i64, limit: u32) -> Result<Vec<Entry>> {
     let rows: Vec<Row> = sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
@@ -142,15 +142,15 @@ pub async fn scan(pool: &AnyPool, after_seq: i64, limit: u32) -> Result<Vec<Entr
     ))
     .bind(after_seq)
     .bind(i64::from(limit))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     Ok(rows.into_iter().map(Entry::from).collect())
 }
 
 /// The newest position and hash recorded in the head row.
-pub async fn head(pool: &AnyPool) -> Result<(i64, String)> {
+pub async fn head(conn: &mut AnyConnection) -> Result<(i64, String)> {
     Ok(sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?)
 }
 
@@ -193,14 +193,16 @@ fn criteria(f: &Filter) -> Criteria<'_> {
 }
 
 /// How many entries match (FHIR `Bundle.total`).
-pub async fn count(pool: &AnyPool, f: &Filter) -> Result<i64> {
-    criteria(f).count(pool).await
+pub async fn count(conn: &mut AnyConnection, f: &Filter) -> Result<i64> {
+    criteria(f).count(&mut *conn).await
 }
 
 /// Matching entries, newest first, skipping `offset` of them.
-pub async fn search(pool: &AnyPool, f: &Filter, limit: u32, offset: u32) -> Result<Vec<Entry>> {
+pub async fn search(conn: &mut AnyConnection, f: &Filter, limit: u32, offset: u32) -> Result<Vec<Entry>> {
     let page = Page { offset, count: limit };
     let select = concat!("SELECT ", columns!());
-    let rows: Vec<Row> = criteria(f).page(pool, select, "ORDER BY seq DESC", page).await?;
+    let rows: Vec<Row> = criteria(f)
+        .page(&mut *conn, select, "ORDER BY seq DESC", page)
+        .await?;
     Ok(rows.into_iter().map(Entry::from).collect())
 }

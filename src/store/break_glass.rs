@@ -1,6 +1,6 @@
 //! Break-glass grants and their review.
 
-use sqlx::{AnyConnection, AnyPool, FromRow};
+use sqlx::{AnyConnection, FromRow};
 
 use crate::error::Result;
 
@@ -57,7 +57,7 @@ pub async fn insert(
 }
 
 /// Grants, oldest first; only unreviewed ones when `pending`.
-pub async fn list(pool: &AnyPool, pending: bool, limit: u32) -> Result<Vec<GrantRecord>> {
+pub async fn list(conn: &mut AnyConnection, pending: bool, limit: u32) -> Result<Vec<GrantRecord>> {
     Ok(sqlx::query_as(
         "SELECT g.id, g.room_id, r.name AS room_name, g.user_id, u.display_name, g.reason, g.reason_key_id,
                 g.created_at, g.reviewed_by, g.reviewed_at, g.review_outcome
@@ -66,7 +66,7 @@ pub async fn list(pool: &AnyPool, pending: bool, limit: u32) -> Result<Vec<Grant
     )
     .bind(i64::from(pending))
     .bind(i64::from(limit))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 

@@ -2,7 +2,7 @@
 //! criteria given (so each can use its index), paging, and the total.
 
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, FromRow};
+use sqlx::{AnyConnection, FromRow};
 
 use crate::error::Result;
 
@@ -111,7 +111,13 @@ fn bind_all<'q, O>(
 
 impl Criteria<'_> {
     /// One page of rows: `{select}{criteria} {order} LIMIT .. OFFSET ..`.
-    pub async fn page<T>(&self, pool: &AnyPool, select: &str, order: &str, page: Page) -> Result<Vec<T>>
+    pub async fn page<T>(
+        &self,
+        conn: &mut AnyConnection,
+        select: &str,
+        order: &str,
+        page: Page,
+    ) -> Result<Vec<T>>
     where
         T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
     {
@@ -121,16 +127,16 @@ impl Criteria<'_> {
             bind_all(sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql)), &self.args)
                 .bind(i64::from(page.count))
                 .bind(i64::from(page.offset))
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?,
         )
     }
 
     /// How many rows match.
-    pub async fn count(&self, pool: &AnyPool) -> Result<i64> {
+    pub async fn count(&self, conn: &mut AnyConnection) -> Result<i64> {
         let sql = format!("SELECT COUNT(*){}", self.sql);
         let (total,) = bind_all(sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql)), &self.args)
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
         Ok(total)
     }
@@ -139,19 +145,19 @@ impl Criteria<'_> {
 /// One page of rows and the total: a page that is not full (and not past the end) tells the
 /// total itself; otherwise [`Criteria::count`] counts.
 pub async fn count_and_page<T>(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     (select, criteria, order): (&str, &Criteria<'_>, &str),
     page: Page,
 ) -> Result<(i64, Vec<T>)>
 where
     T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
 {
-    let rows: Vec<T> = criteria.page(pool, select, order, page).await?;
+    let rows: Vec<T> = criteria.page(&mut *conn, select, order, page).await?;
     let short = rows.len() < page.count as usize;
     if short && (!rows.is_empty() || page.offset == 0) {
         return Ok((i64::from(page.offset) + rows.len() as i64, rows));
     }
-    Ok((criteria.count(pool).await?, rows))
+    Ok((criteria.count(&mut *conn).await?, rows))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! the parameters that were given. `viewer` limits results to rooms the user belongs to (SMART
 //! `user/` scopes); it is `None` for server-wide (`system/`) access.
 
-use sqlx::{AnyPool, FromRow};
+use sqlx::{AnyConnection, FromRow};
 
 pub use super::criteria::{Arg, Criteria, Page, count_and_page};
 use crate::error::Result;
@@ -53,8 +53,8 @@ impl PatientRecord {
 
 /// The patient's identifiers as `[[system, value], …]` JSON text; the aggregate is spelled
 /// differently by the two engines.
-fn identifiers_column(pool: &AnyPool) -> &'static str {
-    if super::is_postgres(pool) {
+fn identifiers_column(conn: &mut AnyConnection) -> &'static str {
+    if super::on_postgres(conn) {
         "(SELECT COALESCE(json_agg(json_build_array(i.system, i.value) ORDER BY i.system, i.value), '[]')::text \
          FROM patient_identifiers i WHERE i.patient_id = p.id) AS identifiers"
     } else {
@@ -76,7 +76,7 @@ pub fn starts_with(s: &str) -> String {
 
 /// Patients matching `q`, with the total.
 pub async fn patients(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     q: &PatientQuery,
     viewer: Option<&str>,
     page: Page,
@@ -115,9 +115,9 @@ pub async fn patients(
     let select = format!(
         "SELECT p.id, p.family_name, p.given_name, p.birth_date, p.sex, p.merged_into, \
          p.demographics_at, p.updated_at, {}",
-        identifiers_column(pool)
+        identifiers_column(&mut *conn)
     );
-    count_and_page(pool, (&select, &criteria, "ORDER BY p.id"), page).await
+    count_and_page(&mut *conn, (&select, &criteria, "ORDER BY p.id"), page).await
 }
 
 /// Encounter search criteria.
@@ -153,7 +153,7 @@ pub struct EncounterRecord {
 
 /// Encounters matching `q`, with the total.
 pub async fn encounters(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     q: &EncounterQuery,
     viewer: Option<&str>,
     page: Page,
@@ -178,42 +178,52 @@ pub async fn encounters(
     let select = "SELECT e.id, e.patient_id, e.visit_system, e.visit_number, e.class, e.status, e.location_unit, \
                   e.location_room, e.location_bed, e.prior_unit, e.prior_room, e.prior_bed, e.admitted_at, \
                   e.discharged_at, e.last_event_at, e.practitioners, e.updated_at";
-    count_and_page(pool, (select, &criteria, "ORDER BY e.id"), page).await
+    count_and_page(&mut *conn, (select, &criteria, "ORDER BY e.id"), page).await
 }
 
 /// `(user id, reason)` of the practitioners of an encounter's room (attending, consulting,
 /// admitting), oldest first.
-pub async fn encounter_participants(pool: &AnyPool, encounter_id: &str) -> Result<Vec<(String, String)>> {
+pub async fn encounter_participants(
+    conn: &mut AnyConnection,
+    encounter_id: &str,
+) -> Result<Vec<(String, String)>> {
     Ok(sqlx::query_as(
         "SELECT m.user_id, m.reason FROM rooms r JOIN room_members m ON m.room_id = r.id
          WHERE r.encounter_id = $1 AND m.reason IN ('attending', 'consulting', 'admitting')
          ORDER BY m.added_at, m.user_id",
     )
     .bind(encounter_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 /// A patient's identifier in `system` (its MRN when `system` is the MRN system); after a merge
 /// the survivor may hold several, and the first by value is given, always the same one.
-pub async fn identifier_of(pool: &AnyPool, patient_id: &str, system: &str) -> Result<Option<String>> {
-    Ok(identifiers_in(pool, patient_id, system).await?.into_iter().next())
+pub async fn identifier_of(
+    conn: &mut AnyConnection,
+    patient_id: &str,
+    system: &str,
+) -> Result<Option<String>> {
+    Ok(identifiers_in(&mut *conn, patient_id, system)
+        .await?
+        .into_iter()
+        .next())
 }
 
 /// All of a patient's identifiers in `system`, by value.
-pub async fn identifiers_in(pool: &AnyPool, patient_id: &str, system: &str) -> Result<Vec<String>> {
+pub async fn identifiers_in(conn: &mut AnyConnection, patient_id: &str, system: &str) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT value FROM patient_identifiers WHERE patient_id = $1 AND system = $2 ORDER BY value",
     )
     .bind(patient_id)
     .bind(system)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 /// The encounter with visit number `number` in `system`, if any.
 pub async fn encounter_by_visit(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     system: &str,
     number: &str,
 ) -> Result<Option<EncounterRecord>> {
@@ -222,7 +232,7 @@ pub async fn encounter_by_visit(
         identifier_value: Some(number.to_string()),
         ..Default::default()
     };
-    Ok(encounters(pool, &query, None, Page { offset: 0, count: 1 })
+    Ok(encounters(&mut *conn, &query, None, Page { offset: 0, count: 1 })
         .await?
         .1
         .into_iter()
@@ -231,7 +241,7 @@ pub async fn encounter_by_visit(
 
 /// The patient holding identifier `value` in `system` (the MRN system: the MRN's holder).
 pub async fn patient_by_identifier(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     system: &str,
     value: &str,
 ) -> Result<Option<PatientRecord>> {
@@ -240,7 +250,7 @@ pub async fn patient_by_identifier(
         identifier_value: Some(value.to_string()),
         ..Default::default()
     };
-    Ok(patients(pool, &query, None, Page { offset: 0, count: 1 })
+    Ok(patients(&mut *conn, &query, None, Page { offset: 0, count: 1 })
         .await?
         .1
         .into_iter()

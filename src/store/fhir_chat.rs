@@ -1,7 +1,7 @@
 //! FHIR search over rooms (CareTeam), messages (Communication) and users (Practitioner); same
 //! shape as `store::fhir`: a count and a page with one fixed `WHERE` of optional parameters.
 
-use sqlx::{AnyPool, FromRow};
+use sqlx::{AnyConnection, FromRow};
 
 use super::criteria::{Arg, Criteria, Page, count_and_page};
 use super::messages::MessageRecord;
@@ -41,7 +41,7 @@ pub struct TeamRecord {
 
 /// Rooms matching `q` (never direct conversations), with the total.
 pub async fn teams(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     q: &TeamQuery,
     viewer: Option<&str>,
     page: Page,
@@ -64,16 +64,16 @@ pub async fn teams(
             Arg::Text(viewer),
         );
     let select = "SELECT r.id, r.kind, r.name, r.status, r.encounter_id, e.patient_id, r.created_at";
-    count_and_page(pool, (select, &criteria, "ORDER BY r.id"), page).await
+    count_and_page(&mut *conn, (select, &criteria, "ORDER BY r.id"), page).await
 }
 
 /// `(user id, reason)` of a room's members, oldest first.
-pub async fn team_members(pool: &AnyPool, room_id: &str) -> Result<Vec<(String, String)>> {
+pub async fn team_members(conn: &mut AnyConnection, room_id: &str) -> Result<Vec<(String, String)>> {
     Ok(sqlx::query_as(
         "SELECT user_id, reason FROM room_members WHERE room_id = $1 ORDER BY added_at, user_id",
     )
     .bind(room_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
@@ -112,7 +112,7 @@ pub struct MessageWithContext {
 
 /// Messages matching `q`, newest first, with the total.
 pub async fn messages(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     q: &MessageQuery,
     viewer: Option<&str>,
     page: Page,
@@ -135,7 +135,7 @@ pub async fn messages(
     );
     let select = "SELECT m.id, m.seq, m.room_id, m.sender_id, m.kind, m.priority, m.body, m.body_key_id, \
                   m.request_hash, m.created_at, r.encounter_id, e.patient_id";
-    count_and_page(pool, (select, &criteria, "ORDER BY m.seq DESC"), page).await
+    count_and_page(&mut *conn, (select, &criteria, "ORDER BY m.seq DESC"), page).await
 }
 
 /// Practitioner criteria: people only (service accounts are not care-givers).
@@ -170,7 +170,7 @@ pub struct PractitionerRecord {
 
 /// People matching `q`, with the total.
 pub async fn practitioners(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     q: &PractitionerQuery,
     page: Page,
 ) -> Result<(i64, Vec<PractitionerRecord>)> {
@@ -187,5 +187,5 @@ pub async fn practitioners(
             &[Arg::text(&name), Arg::text(&later_word)],
         );
     let select = "SELECT u.id, u.username, u.display_name, u.npi, u.active, u.created_at";
-    count_and_page(pool, (select, &criteria, "ORDER BY u.username"), page).await
+    count_and_page(&mut *conn, (select, &criteria, "ORDER BY u.username"), page).await
 }

@@ -1,7 +1,7 @@
 //! The HL7 inbox: every accepted message, sealed, with its outcome and the ACK it was given.
 //! The unique (sender application, facility, control id) key is what makes a resend a duplicate.
 
-use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow};
+use sqlx::{Any, AnyConnection, Executor, FromRow};
 
 use crate::error::Result;
 
@@ -116,7 +116,7 @@ pub async fn save(conn: &mut AnyConnection, r: &InboxRecord) -> Result<()> {
 }
 
 /// Inbox rows with an outcome (oldest first), bodies included, for listing and replay.
-pub async fn with_outcome(pool: &AnyPool, outcome: &str, limit: i64) -> Result<Vec<InboxRecord>> {
+pub async fn with_outcome(conn: &mut AnyConnection, outcome: &str, limit: i64) -> Result<Vec<InboxRecord>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
@@ -124,28 +124,28 @@ pub async fn with_outcome(pool: &AnyPool, outcome: &str, limit: i64) -> Result<V
     ))
     .bind(outcome)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 /// Applied rows that carry mapping warnings (oldest first), for the analyst's to-do list.
-pub async fn with_warnings(pool: &AnyPool, limit: i64) -> Result<Vec<InboxRecord>> {
+pub async fn with_warnings(conn: &mut AnyConnection, limit: i64) -> Result<Vec<InboxRecord>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
         " FROM hl7_inbox WHERE warnings IS NOT NULL AND outcome <> 'error' ORDER BY received_at, id LIMIT $1"
     ))
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 /// One inbox row.
-pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<InboxRecord>> {
+pub async fn by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<InboxRecord>> {
     Ok(
         sqlx::query_as(concat!("SELECT ", columns!(), " FROM hl7_inbox WHERE id = $1"))
             .bind(id)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?,
     )
 }

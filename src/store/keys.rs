@@ -1,6 +1,6 @@
 //! Wrapped data keys.
 
-use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow};
+use sqlx::{Any, AnyConnection, Executor, FromRow};
 
 use crate::error::Result;
 
@@ -39,11 +39,11 @@ pub async fn by_scope<'c, E: Executor<'c, Database = Any>>(
 }
 
 /// A key by id.
-pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<DataKeyRecord>> {
+pub async fn by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<DataKeyRecord>> {
     Ok(
         sqlx::query_as(concat!("SELECT ", columns!(), " FROM data_keys WHERE id = $1"))
             .bind(id)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?,
     )
 }
@@ -65,14 +65,14 @@ pub async fn insert(conn: &mut AnyConnection, rec: &DataKeyRecord, now_ms: i64) 
 }
 
 /// Live keys wrapped by a KEK other than `kek_id` (what rotation must re-wrap).
-pub async fn wrapped_by_other(pool: &AnyPool, kek_id: &str) -> Result<Vec<DataKeyRecord>> {
+pub async fn wrapped_by_other(conn: &mut AnyConnection, kek_id: &str) -> Result<Vec<DataKeyRecord>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
         " FROM data_keys WHERE kek_id <> $1 AND destroyed_at IS NULL ORDER BY id"
     ))
     .bind(kek_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 

@@ -2,7 +2,7 @@
 //! that sealed (encrypted) bodies and plain ones share one column; opening them is the chat
 //! layer's job, not SQL's.
 
-use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, FromRow};
+use sqlx::{Any, AnyConnection, Connection, Executor, FromRow};
 use uuid::Uuid;
 
 use super::{Backend, Store, parse_id};
@@ -132,7 +132,7 @@ pub async fn by_id<'c, E: Executor<'c, Database = Any>>(ex: E, id: Uuid) -> Resu
 
 /// A page of a room's history, newest first, strictly before `before_seq` when given.
 pub async fn page(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     room_id: Uuid,
     before_seq: Option<i64>,
     limit: u32,
@@ -147,14 +147,14 @@ pub async fn page(
         .bind(room_id.to_string())
         .bind(before_seq.unwrap_or(i64::MAX))
         .bind(i64::from(limit))
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?)
 }
 
 /// Messages after `after_seq` in every room the user belongs to, oldest first: what a client
 /// missed while disconnected.
 pub async fn after_for_user(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     user_id: Uuid,
     after_seq: i64,
     limit: u32,
@@ -170,13 +170,13 @@ pub async fn after_for_user(
         .bind(user_id.to_string())
         .bind(after_seq)
         .bind(i64::from(limit))
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?)
 }
 
 /// Acknowledgements of a room's messages within a stream range, for decorating a page.
 pub async fn acks_in_range(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     room_id: Uuid,
     min_seq: i64,
     max_seq: i64,
@@ -189,7 +189,7 @@ pub async fn acks_in_range(
     .bind(room_id.to_string())
     .bind(min_seq)
     .bind(max_seq)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
         .map(|(m, u, at)| {
@@ -298,7 +298,7 @@ pub async fn mark_read(
 
 /// Receipts of one message for every current member except the sender (pending ones included).
 pub async fn receipts(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     message_id: Uuid,
     room_id: Uuid,
     sender_id: Option<Uuid>,
@@ -311,7 +311,7 @@ pub async fn receipts(
     .bind(message_id.to_string())
     .bind(room_id.to_string())
     .bind(sender_id.map(|s| s.to_string()).unwrap_or_default())
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
         .map(|(u, d, r)| {

@@ -22,6 +22,7 @@ pub mod messages;
 pub mod oncall;
 pub mod oncall_shifts;
 pub mod patients;
+mod readers;
 pub mod retention;
 pub mod rooms;
 pub mod sessions;
@@ -34,6 +35,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 use crate::config::redact_url;
+pub use readers::ReadConn;
 
 /// Which database engine is behind the store; a few features (LISTEN/NOTIFY) exist only on one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +49,7 @@ pub enum Backend {
 /// Handle to the database, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    read: AnyPool,
+    readers: std::sync::Arc<readers::Readers>,
     write: AnyPool,
     backend: Backend,
     url: String,
@@ -101,7 +103,7 @@ impl Store {
                 .await
                 .map_err(connect_err)?;
             return Ok(Self {
-                read: pool.clone(),
+                readers: readers::Readers::new(pool.clone(), None),
                 write: pool,
                 backend: Backend::Postgres,
                 url: url.to_string(),
@@ -143,10 +145,12 @@ impl Store {
                 .connect_with(opts.clone())
         };
         let write = sqlite_pool(1).await.map_err(connect_err)?;
-        let read = sqlite_pool(max_connections.max(1)).await.map_err(connect_err)?;
+        // One connection more than reads may use at once: the checkpoint task's.
+        let readers = max_connections.max(1);
+        let read = sqlite_pool(readers + 1).await.map_err(connect_err)?;
         Ok(Self {
             _checkpoints: Some(checkpoint::spawn(read.clone())),
-            read,
+            readers: readers::Readers::new(read, Some(readers as usize)),
             write,
             backend: Backend::Sqlite,
             url: url.to_string(),
@@ -173,9 +177,11 @@ impl Store {
         &self.url
     }
 
-    /// Pool for reads that need no transaction.
-    pub fn reader(&self) -> &AnyPool {
-        &self.read
+    /// A connection for reads that need no transaction. Hold it for one function's queries
+    /// only, never while asking for another (a full set of holders waiting for a second one
+    /// would wait for each other).
+    pub async fn read(&self) -> crate::error::Result<ReadConn> {
+        self.readers.acquire().await
     }
 
     /// Starts a write transaction; on SQLite this waits for the single writer connection.
@@ -185,14 +191,14 @@ impl Store {
 
     /// Proves the database answers, for readiness probes.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
+        sqlx::query("SELECT 1").execute(self.readers.pool()).await?;
         Ok(())
     }
 
     /// Closes all connections, for graceful shutdown.
     pub async fn close(&self) {
         self.write.close().await;
-        self.read.close().await;
+        self.readers.close().await;
     }
 }
 
@@ -211,16 +217,8 @@ pub async fn notify<'c, E: Executor<'c, Database = Any>>(
     Ok(())
 }
 
-/// Whether `pool` talks to PostgreSQL, for the few statements the two engines spell differently.
-pub(crate) fn is_postgres(pool: &AnyPool) -> bool {
-    pool.connect_options()
-        .database_url
-        .scheme()
-        .starts_with("postgres")
-}
-
-/// Whether a connection talks to PostgreSQL: the same question as [`is_postgres`], asked of a
-/// connection (inside a transaction) instead of a pool.
+/// Whether a connection talks to PostgreSQL, for the few statements the two engines spell
+/// differently.
 pub(crate) fn on_postgres(conn: &sqlx::AnyConnection) -> bool {
     conn.backend_name().eq_ignore_ascii_case("postgresql")
 }
@@ -242,7 +240,7 @@ mod tests {
         let store = Store::connect(&url, 1).await.expect("open SQLite");
         let (used,): (i64,) = sqlx::query_as("SELECT sqlite_compileoption_used($1)")
             .bind(option)
-            .fetch_one(store.reader())
+            .fetch_one(&mut *store.read().await.expect("reader"))
             .await
             .expect("query");
         store.close().await;

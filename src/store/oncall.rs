@@ -1,6 +1,6 @@
 //! Roster shifts and escalation timers.
 
-use sqlx::{AnyConnection, AnyPool, FromRow};
+use sqlx::{AnyConnection, FromRow};
 
 use crate::error::Result;
 use crate::oncall::roster::Held;
@@ -54,14 +54,14 @@ struct HeldRow {
 }
 
 /// The shifts of `service` covering `at_ms`.
-pub async fn covering(pool: &AnyPool, service: &str, at_ms: i64) -> Result<Vec<Held>> {
+pub async fn covering(conn: &mut AnyConnection, service: &str, at_ms: i64) -> Result<Vec<Held>> {
     let rows: Vec<HeldRow> = sqlx::query_as(
         "SELECT tier, starts_at, ends_at, user_id FROM oncall_shifts
          WHERE service = $1 AND starts_at <= $2 AND ends_at > $2",
     )
     .bind(service)
     .bind(at_ms)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     Ok(rows
         .into_iter()
@@ -75,20 +75,20 @@ pub async fn covering(pool: &AnyPool, service: &str, at_ms: i64) -> Result<Vec<H
 }
 
 /// Whether any shift of `service` exists.
-pub async fn service_exists(pool: &AnyPool, service: &str) -> Result<bool> {
+pub async fn service_exists(conn: &mut AnyConnection, service: &str) -> Result<bool> {
     let n: Option<String> = sqlx::query_scalar("SELECT id FROM oncall_shifts WHERE service = $1 LIMIT 1")
         .bind(service)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
     Ok(n.is_some())
 }
 
 /// A user's notification address.
-pub async fn email_of(pool: &AnyPool, user_id: &str) -> Result<Option<String>> {
+pub async fn email_of(conn: &mut AnyConnection, user_id: &str) -> Result<Option<String>> {
     Ok(
         sqlx::query_scalar::<_, Option<String>>("SELECT email FROM users WHERE id = $1")
             .bind(user_id)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?
             .flatten(),
     )
@@ -134,7 +134,10 @@ macro_rules! escalation_columns {
 }
 
 /// Urgent and stat user messages in on-call role rooms since `since_ms` that have no timer yet.
-pub async fn unadopted(pool: &AnyPool, since_ms: i64) -> Result<Vec<(String, String, String, i64)>> {
+pub async fn unadopted(
+    conn: &mut AnyConnection,
+    since_ms: i64,
+) -> Result<Vec<(String, String, String, i64)>> {
     Ok(sqlx::query_as(
         "SELECT m.id, m.room_id, r.role_key, m.created_at FROM messages m JOIN rooms r ON r.id = m.room_id
          WHERE r.kind = 'role' AND r.role_key LIKE 'oncall:%' AND m.kind = 'user'
@@ -143,7 +146,7 @@ pub async fn unadopted(pool: &AnyPool, since_ms: i64) -> Result<Vec<(String, Str
          ORDER BY m.seq",
     )
     .bind(since_ms)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
@@ -240,10 +243,10 @@ pub async fn acknowledged(conn: &mut AnyConnection, message_id: &str) -> Result<
 }
 
 /// `(room id, service)` of every on-call role room.
-pub async fn role_rooms(pool: &AnyPool) -> Result<Vec<(String, String)>> {
+pub async fn role_rooms(conn: &mut AnyConnection) -> Result<Vec<(String, String)>> {
     let rows: Vec<(String, String)> =
         sqlx::query_as("SELECT id, role_key FROM rooms WHERE kind = 'role' AND role_key LIKE 'oncall:%' AND status = 'active'")
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?;
     Ok(rows
         .into_iter()
@@ -291,7 +294,7 @@ pub struct ShiftRecord {
 
 /// Shifts matching `q`, with the total.
 pub async fn shifts(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     q: &ShiftQuery,
     page: super::criteria::Page,
 ) -> Result<(i64, Vec<ShiftRecord>)> {
@@ -306,7 +309,7 @@ pub async fn shifts(
         .when("s.starts_at <= ?", Arg::Int(q.to));
     let select = "SELECT s.id, s.service, s.tier, s.starts_at, s.ends_at, s.user_id, s.created_at";
     super::criteria::count_and_page(
-        pool,
+        &mut *conn,
         (select, &criteria, "ORDER BY s.service, s.starts_at, s.tier, s.id"),
         page,
     )

@@ -1,6 +1,6 @@
 //! Retention: archiving, legal holds, and purging a room's content.
 
-use sqlx::{AnyConnection, AnyPool, FromRow};
+use sqlx::{AnyConnection, FromRow};
 
 use crate::error::Result;
 
@@ -40,13 +40,13 @@ pub async fn set_status(conn: &mut AnyConnection, room_id: &str, status: &str, n
 }
 
 /// Archived, unheld, unpurged rooms.
-pub async fn candidates(pool: &AnyPool) -> Result<Vec<PurgeCandidate>> {
+pub async fn candidates(conn: &mut AnyConnection) -> Result<Vec<PurgeCandidate>> {
     Ok(sqlx::query_as(concat!(
         "SELECT r.id, r.kind, r.archived_at FROM rooms r
          WHERE r.status = 'archived' AND r.archived_at IS NOT NULL AND r.purged_at IS NULL AND NOT ",
         held!()
     ))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
@@ -138,19 +138,19 @@ pub async fn release_hold(conn: &mut AnyConnection, id: &str, by: &str, now_ms: 
 }
 
 /// All holds, newest first.
-pub async fn holds(pool: &AnyPool) -> Result<Vec<HoldRecord>> {
+pub async fn holds(conn: &mut AnyConnection) -> Result<Vec<HoldRecord>> {
     Ok(sqlx::query_as(
         "SELECT id, scope_type, scope_id, reference, placed_by, placed_at, released_at FROM legal_holds ORDER BY placed_at DESC",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 /// Whether a patient exists (holds may only name real patients).
-pub async fn patient_exists(pool: &AnyPool, id: &str) -> Result<bool> {
+pub async fn patient_exists(conn: &mut AnyConnection, id: &str) -> Result<bool> {
     let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM patients WHERE id = $1")
         .bind(id)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
     Ok(row.is_some())
 }

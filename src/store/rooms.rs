@@ -1,6 +1,6 @@
 //! Rooms and their membership.
 
-use sqlx::{Any, AnyConnection, AnyPool, Executor, FromRow};
+use sqlx::{Any, AnyConnection, Executor, FromRow};
 use uuid::Uuid;
 
 use super::parse_id;
@@ -87,18 +87,18 @@ pub async fn room_by_id<'c, E: Executor<'c, Database = Any>>(ex: E, id: Uuid) ->
 }
 
 /// Finds the direct room of a pair, so asking twice for the same conversation returns one room.
-pub async fn room_by_direct_key(pool: &AnyPool, key: &str) -> Result<Option<Room>> {
+pub async fn room_by_direct_key(conn: &mut AnyConnection, key: &str) -> Result<Option<Room>> {
     let sql = concat!(
         "SELECT ",
         room_columns!(),
         " FROM rooms r WHERE r.direct_key = $1"
     );
-    let row: Option<RoomRow> = sqlx::query_as(sql).bind(key).fetch_optional(pool).await?;
+    let row: Option<RoomRow> = sqlx::query_as(sql).bind(key).fetch_optional(&mut *conn).await?;
     row.map(Room::try_from).transpose()
 }
 
 /// The rooms a user belongs to, newest first.
-pub async fn rooms_for_user(pool: &AnyPool, user_id: Uuid) -> Result<Vec<Room>> {
+pub async fn rooms_for_user(conn: &mut AnyConnection, user_id: Uuid) -> Result<Vec<Room>> {
     let sql = concat!(
         "SELECT ",
         room_columns!(),
@@ -107,7 +107,7 @@ pub async fn rooms_for_user(pool: &AnyPool, user_id: Uuid) -> Result<Vec<Room>> 
     );
     let rows: Vec<RoomRow> = sqlx::query_as(sql)
         .bind(user_id.to_string())
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?;
     rows.into_iter().map(Room::try_from).collect()
 }
@@ -196,14 +196,14 @@ pub async fn is_member<'c, E: Executor<'c, Database = Any>>(
 }
 
 /// Members with display names, in the order they joined.
-pub async fn members(pool: &AnyPool, room_id: Uuid) -> Result<Vec<Member>> {
+pub async fn members(conn: &mut AnyConnection, room_id: Uuid) -> Result<Vec<Member>> {
     let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
         "SELECT m.user_id, u.display_name, m.reason, m.added_at
          FROM room_members m JOIN users u ON u.id = m.user_id
          WHERE m.room_id = $1 ORDER BY m.added_at, u.username",
     )
     .bind(room_id.to_string())
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
         .map(|(user_id, display_name, reason, added_at)| {
@@ -265,7 +265,7 @@ pub async fn set_lifecycle(
 }
 
 /// Rooms whose scheduled read-only or archive time has come: (room id, new status).
-pub async fn lifecycle_due(pool: &AnyPool, now_ms: i64) -> Result<Vec<(Uuid, &'static str)>> {
+pub async fn lifecycle_due(conn: &mut AnyConnection, now_ms: i64) -> Result<Vec<(Uuid, &'static str)>> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT id, CASE WHEN archive_at IS NOT NULL AND archive_at <= $1 THEN 1 ELSE 0 END
          FROM rooms
@@ -275,7 +275,7 @@ pub async fn lifecycle_due(pool: &AnyPool, now_ms: i64) -> Result<Vec<(Uuid, &'s
          ORDER BY id",
     )
     .bind(now_ms)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
         .map(|(id, archive)| {
@@ -334,8 +334,8 @@ pub async fn rename_patient_rooms(conn: &mut AnyConnection, patient_id: &str, na
 }
 
 /// The room of a role (`oncall:cardiology`).
-pub async fn room_by_role_key(pool: &AnyPool, key: &str) -> Result<Option<Room>> {
+pub async fn room_by_role_key(conn: &mut AnyConnection, key: &str) -> Result<Option<Room>> {
     let sql = concat!("SELECT ", room_columns!(), " FROM rooms r WHERE r.role_key = $1");
-    let row: Option<RoomRow> = sqlx::query_as(sql).bind(key).fetch_optional(pool).await?;
+    let row: Option<RoomRow> = sqlx::query_as(sql).bind(key).fetch_optional(&mut *conn).await?;
     row.map(Room::try_from).transpose()
 }

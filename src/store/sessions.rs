@@ -1,7 +1,7 @@
 //! Browser sessions (token rows with an idle timeout and a launch context, stored by
 //! `users::insert_token`) and authorization requests in flight (SMART launch, standalone sign-in).
 
-use sqlx::{AnyConnection, AnyPool, FromRow};
+use sqlx::{AnyConnection, FromRow};
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -20,13 +20,13 @@ pub struct SessionRow {
 }
 
 /// The session facts of a token, if it is a session.
-pub async fn session(pool: &AnyPool, token_id: Uuid) -> Result<Option<SessionRow>> {
+pub async fn session(conn: &mut AnyConnection, token_id: Uuid) -> Result<Option<SessionRow>> {
     Ok(sqlx::query_as(
         "SELECT last_used_at, idle_timeout_ms, expires_at, context FROM api_tokens
          WHERE id = $1 AND idle_timeout_ms IS NOT NULL",
     )
     .bind(token_id.to_string())
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?)
 }
 
@@ -100,7 +100,7 @@ pub async fn take_request(conn: &mut AnyConnection, state_hash: &str) -> Result<
 /// Whether a token is still good at `now_ms` (not revoked, not expired, not idle too long, its
 /// user still active), for
 /// long-lived connections that authenticated once.
-pub async fn token_live(pool: &AnyPool, token_id: Uuid, now_ms: i64) -> Result<bool> {
+pub async fn token_live(conn: &mut AnyConnection, token_id: Uuid, now_ms: i64) -> Result<bool> {
     let found: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM api_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.id = $1 AND t.revoked_at IS NULL AND u.active = 1
@@ -109,7 +109,7 @@ pub async fn token_live(pool: &AnyPool, token_id: Uuid, now_ms: i64) -> Result<b
     )
     .bind(token_id.to_string())
     .bind(now_ms)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?;
     Ok(found.is_some())
 }

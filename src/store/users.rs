@@ -1,6 +1,6 @@
 //! Users (people and service accounts) and their API tokens.
 
-use sqlx::{AnyConnection, AnyPool, FromRow};
+use sqlx::{AnyConnection, FromRow};
 use uuid::Uuid;
 
 use super::parse_id;
@@ -82,26 +82,29 @@ pub async fn insert_user(conn: &mut AnyConnection, user: &UserRecord, now_ms: i6
 }
 
 /// Looks a user up by login name.
-pub async fn user_by_username(pool: &AnyPool, username: &str) -> Result<Option<UserRecord>> {
+pub async fn user_by_username(conn: &mut AnyConnection, username: &str) -> Result<Option<UserRecord>> {
     let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1");
-    let row: Option<UserRow> = sqlx::query_as(sql).bind(username).fetch_optional(pool).await?;
+    let row: Option<UserRow> = sqlx::query_as(sql)
+        .bind(username)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.map(UserRecord::try_from).transpose()
 }
 
 /// Looks a user up by id.
-pub async fn user_by_id(pool: &AnyPool, id: Uuid) -> Result<Option<UserRecord>> {
+pub async fn user_by_id(conn: &mut AnyConnection, id: Uuid) -> Result<Option<UserRecord>> {
     let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
     let row: Option<UserRow> = sqlx::query_as(sql)
         .bind(id.to_string())
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
     row.map(UserRecord::try_from).transpose()
 }
 
 /// Lists users ordered by name, for directories and pickers.
-pub async fn list_users(pool: &AnyPool) -> Result<Vec<UserRecord>> {
+pub async fn list_users(conn: &mut AnyConnection) -> Result<Vec<UserRecord>> {
     let sql = concat!("SELECT ", user_columns!(), " FROM users ORDER BY username");
-    let rows: Vec<UserRow> = sqlx::query_as(sql).fetch_all(pool).await?;
+    let rows: Vec<UserRow> = sqlx::query_as(sql).fetch_all(&mut *conn).await?;
     rows.into_iter().map(UserRecord::try_from).collect()
 }
 
@@ -167,7 +170,11 @@ pub struct TokenUser {
 
 /// Resolves a token hash to its id, its scopes and an active user, if the token is valid at
 /// `now_ms` (not revoked, not expired, and for a session not idle for longer than its timeout).
-pub async fn user_by_token_hash(pool: &AnyPool, token_hash: &str, now_ms: i64) -> Result<Option<TokenUser>> {
+pub async fn user_by_token_hash(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    now_ms: i64,
+) -> Result<Option<TokenUser>> {
     #[derive(FromRow)]
     struct Row {
         token_id: String,
@@ -189,7 +196,7 @@ pub async fn user_by_token_hash(pool: &AnyPool, token_hash: &str, now_ms: i64) -
     )
     .bind(token_hash)
     .bind(now_ms)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?;
     row.map(|r| {
         Ok(TokenUser {
@@ -218,10 +225,10 @@ pub async fn revoke_token(conn: &mut AnyConnection, token_id: Uuid, now_ms: i64)
 }
 
 /// The owner of a token, revoked or not, so authorization can be checked before revoking.
-pub async fn token_owner(pool: &AnyPool, token_id: Uuid) -> Result<Option<Uuid>> {
+pub async fn token_owner(conn: &mut AnyConnection, token_id: Uuid) -> Result<Option<Uuid>> {
     let owner: Option<(String,)> = sqlx::query_as("SELECT user_id FROM api_tokens WHERE id = $1")
         .bind(token_id.to_string())
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
     owner.map(|(id,)| parse_id(&id)).transpose()
 }
@@ -294,7 +301,7 @@ pub async fn update_directory(
 
 /// The person holding an NPI or a login name, for directory upserts.
 pub async fn person_by_npi_or_username(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     npi: Option<&str>,
     username: Option<&str>,
 ) -> Result<Option<UserRecord>> {
@@ -305,7 +312,7 @@ pub async fn person_by_npi_or_username(
     ))
     .bind(npi)
     .bind(username)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?;
     row.map(UserRecord::try_from).transpose()
 }
@@ -313,7 +320,11 @@ pub async fn person_by_npi_or_username(
 /// The active person an EHR's `fhirUser` names: by the full URL recorded as their identity
 /// subject, or by the Practitioner id as their Wardline id or NPI, in that order (never by login:
 /// an EHR's ids are not Wardline's login names).
-pub async fn person_for_fhir_user(pool: &AnyPool, url: &str, id: &str) -> Result<Option<UserRecord>> {
+pub async fn person_for_fhir_user(
+    conn: &mut AnyConnection,
+    url: &str,
+    id: &str,
+) -> Result<Option<UserRecord>> {
     let row: Option<UserRow> = sqlx::query_as(concat!(
         "SELECT ",
         user_columns!(),
@@ -324,7 +335,7 @@ pub async fn person_for_fhir_user(pool: &AnyPool, url: &str, id: &str) -> Result
     ))
     .bind(url)
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?;
     row.map(UserRecord::try_from).transpose()
 }
