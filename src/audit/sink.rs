@@ -28,7 +28,7 @@ impl AuditSink {
             let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let events: Vec<Event> = batch.iter().map(|(e, _)| e.clone()).collect();
-                let result = write(&store, &events, clock.now().timestamp_millis()).await;
+                let result = audit::append_committed(&store, &events, clock.now().timestamp_millis()).await;
                 if let Err(e) = &result {
                     metrics::counter!("wardline_audit_write_errors_total").increment(1);
                     tracing::error!(error = %e, count = events.len(), "audit entries not written");
@@ -94,11 +94,4 @@ impl AuditSink {
             )))
         }
     }
-}
-
-async fn write(store: &Store, events: &[Event], at_ms: i64) -> Result<()> {
-    let mut tx = store.begin().await?;
-    audit::append(&mut tx, events, at_ms).await?;
-    tx.commit().await?;
-    Ok(())
 }

@@ -3,6 +3,7 @@
 
 use sqlx::{AnyConnection, FromRow};
 
+use super::Store;
 use super::criteria::{Arg, Criteria, Page};
 use crate::audit::{Entry, Event, next_entry};
 use crate::error::{Error, Result};
@@ -49,32 +50,95 @@ macro_rules! columns {
 /// Entries written by one INSERT (11 parameters each; well under both engines' limits).
 const ROWS_PER_INSERT: usize = 64;
 
+/// Reserves positions for `n` entries and returns the new head position and the hash of the
+/// entry before the first of them.
+const TAKE_HEAD: &str = "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash";
+
 /// Appends events to the chain inside the caller's transaction. Taking the head row first
 /// serialises appenders, so positions are gap-free and each entry links to the one before it.
 pub async fn append(conn: &mut AnyConnection, events: &[Event], at_ms: i64) -> Result<Vec<Entry>> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let n = i64::try_from(events.len()).map_err(|_| Error::Internal("audit batch too large".into()))?;
-    let (new_seq, mut prev_hash): (i64, String) =
-        sqlx::query_as("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
-            .bind(n)
-            .fetch_one(&mut *conn)
-            .await?;
-    let mut prev_seq = new_seq - n;
+    let n = batch_len(events)?;
+    let (new_seq, prev_hash): (i64, String) = sqlx::query_as(TAKE_HEAD).bind(n).fetch_one(&mut *conn).await?;
+    let out = chain(events, new_seq - n, prev_hash, at_ms);
+    insert(conn, &out, "").await?;
+    Ok(out)
+}
+
+/// Appends events in a transaction of their own and commits it: the audit sink's group commit.
+/// On SQLite the transaction's `BEGIN` travels with the head-row update and its `COMMIT` with
+/// the last INSERT, so a group costs two trips to the writer connection's thread instead of
+/// four (sqlx's begin and commit are trips of their own); docs/benchmarks.md.
+pub async fn append_committed(store: &Store, events: &[Event], at_ms: i64) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    if store.backend() == super::Backend::Postgres {
+        let mut tx = store.begin().await?;
+        append(&mut tx, events, at_ms).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    let n = batch_len(events)?;
+    let mut conn = store.write.acquire().await?;
+    let written: Result<()> = async {
+        // All of the query's results, not just the first: that is BEGIN's (no row), and sqlx's
+        // `fetch_one` looks no further.
+        let heads: Vec<(i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("BEGIN IMMEDIATE; {TAKE_HEAD}")))
+                .bind(n)
+                .fetch_all(&mut *conn)
+                .await?;
+        let (new_seq, prev_hash) = heads
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Internal("the audit head row is missing".into()))?;
+        let out = chain(events, new_seq - n, prev_hash, at_ms);
+        insert(&mut conn, &out, "; COMMIT").await
+    }
+    .await;
+    if written.is_err() {
+        // The writer connection is shared: it must not go back with the transaction open. When
+        // even the rollback fails, the connection is closed (the pool opens a new one).
+        if let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await
+            && !e.to_string().contains("no transaction is active")
+        {
+            conn.close_on_drop();
+        }
+    }
+    written
+}
+
+fn batch_len(events: &[Event]) -> Result<i64> {
+    i64::try_from(events.len()).map_err(|_| Error::Internal("audit batch too large".into()))
+}
+
+/// The entries for `events`, linked after position `prev_seq` whose hash is `prev_hash`.
+fn chain(events: &[Event], mut prev_seq: i64, mut prev_hash: String, at_ms: i64) -> Vec<Entry> {
     let mut out = Vec::with_capacity(events.len());
     for ev in events {
         let e = next_entry(prev_seq, &prev_hash, ev, at_ms);
         prev_seq = e.seq;
-        prev_hash = e.hash.clone();
+        prev_hash.clone_from(&e.hash);
         out.push(e);
     }
+    out
+}
+
+/// Writes `entries` (already chained) and moves the head's hash to the last one's; `then` is
+/// appended to the last statement (SQLite: `; COMMIT`).
+async fn insert(conn: &mut AnyConnection, entries: &[Entry], then: &str) -> Result<()> {
+    let Some(last_hash) = entries.last().map(|e| e.hash.as_str()) else {
+        return Ok(());
+    };
     // Many rows per statement: a group commit of hundreds of entries costs a few round trips.
     // The last INSERT also moves the head's hash, in the same round trip: on PostgreSQL as a
     // data-modifying `WITH`, on SQLite as a second statement of the same query (its driver runs
     // every statement of a query in one call, binding one argument list in order).
     let postgres = super::on_postgres(conn);
-    let chunks: Vec<&[Entry]> = out.chunks(ROWS_PER_INSERT).collect();
+    let chunks: Vec<&[Entry]> = entries.chunks(ROWS_PER_INSERT).collect();
     for (c, chunk) in chunks.iter().enumerate() {
         let mut sql = String::from(concat!("INSERT INTO audit_log (", columns!(), ") VALUES "));
         for i in 0..chunk.len() {
@@ -89,9 +153,9 @@ pub async fn append(conn: &mut AnyConnection, events: &[Event], at_ms: i64) -> R
                 placeholders(postgres, chunk.len() * 11, 1)
             );
             sql = if postgres {
-                format!("WITH appended AS ({sql}) {head}")
+                format!("WITH appended AS ({sql}) {head}{then}")
             } else {
-                format!("{sql}; {head}")
+                format!("{sql}; {head}{then}")
             };
         }
         // Only numbered placeholders are interpolated; every value is bound.
@@ -111,11 +175,11 @@ pub async fn append(conn: &mut AnyConnection, events: &[Event], at_ms: i64) -> R
                 .bind(&e.hash);
         }
         if last {
-            q = q.bind(&prev_hash);
+            q = q.bind(last_hash);
         }
         q.execute(&mut *conn).await?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `count` placeholders for the arguments after the first `before`: numbered (`$n`) for
@@ -205,4 +269,63 @@ pub async fn search(conn: &mut AnyConnection, f: &Filter, limit: u32, offset: u3
         .page(&mut *conn, select, "ORDER BY seq DESC", page)
         .await?;
     Ok(rows.into_iter().map(Entry::from).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(action: &str) -> Event {
+        Event::new(None, action, "test", None)
+    }
+
+    /// The SQLite group commit (BEGIN and COMMIT riding on the statements) links its entries
+    /// to the head; one that fails leaves no entry, no moved head and no open transaction on
+    /// the shared writer connection.
+    #[tokio::test]
+    async fn sqlite_group_commits_chain_and_failures_roll_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+        let store = Store::connect(&url, 2).await.expect("open");
+        store.migrate().await.expect("migrate");
+        append_committed(&store, &[event("a.one"), event("a.two")], 1_000)
+            .await
+            .expect("group commit");
+        append_committed(&store, &[event("a.three")], 2_000)
+            .await
+            .expect("second group commit");
+        let report = crate::audit::chain::verify(&store).await.expect("verify");
+        assert!(
+            report.intact && report.verified == 3 && report.head_seq == 3,
+            "{report:?}"
+        );
+
+        // A row already at the next position makes the next group's INSERT fail.
+        let mut tx = store.begin().await.expect("begin");
+        sqlx::query(concat!(
+            "INSERT INTO audit_log (",
+            columns!(),
+            ") VALUES (4, 0, NULL, 'x', 'x', NULL, 'success', NULL, '{}', 'p', 'h')"
+        ))
+        .execute(&mut *tx)
+        .await
+        .expect("blocking row");
+        tx.commit().await.expect("commit");
+        let failed = append_committed(&store, &[event("a.four")], 3_000).await;
+        assert!(failed.is_err(), "the conflicting group must fail");
+        let (seq, hash) = head(&mut store.read().await.expect("reader"))
+            .await
+            .expect("head");
+        let third = scan(&mut store.read().await.expect("reader"), 2, 1)
+            .await
+            .expect("scan");
+        assert_eq!((seq, hash), (3, third[0].hash.clone()), "the head did not move");
+        let mut tx = store
+            .begin()
+            .await
+            .expect("the writer is not left inside a transaction");
+        sqlx::query("SELECT 1").execute(&mut *tx).await.expect("usable");
+        tx.commit().await.expect("commit");
+        store.close().await;
+    }
 }

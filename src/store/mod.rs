@@ -4,9 +4,9 @@
 //! create the same tables.
 //!
 //! SQLite gets a single writer connection (writes queue in-process instead of failing with
-//! `SQLITE_BUSY`) and a pool of readers; WAL and `synchronous=FULL` make every commit durable
-//! before it is acknowledged, and a background task checkpoints the WAL (`checkpoint`).
-//! PostgreSQL uses one pool for both.
+//! `SQLITE_BUSY`) and a set of reader connections that skip the pool between reads (`readers`);
+//! WAL and `synchronous=FULL` make every commit durable before it is acknowledged, and a
+//! background task checkpoints the WAL (`checkpoint`). PostgreSQL uses one pool for both.
 
 pub mod attachments;
 pub mod audit;
