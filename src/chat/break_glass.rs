@@ -165,8 +165,8 @@ impl Chat {
     pub async fn break_glass_grants(&self, who: &Principal, pending_only: bool) -> Result<Vec<Grant>> {
         self.require_auditor(who, "break_glass.list").await?;
         let mut out = Vec::new();
-        let found = break_glass::list(&mut *self.store.read().await?, pending_only, 500).await?;
-        for g in found {
+        let grants = break_glass::list(&mut *self.store.read().await?, pending_only, 500).await?;
+        for g in grants {
             let cipher = self.keys.by_id(&g.reason_key_id).await?;
             let reason = crypto::open(&cipher, &g.reason, &reason_aad(&g.id, &g.room_id))?;
             let parse = crate::store::parse_id;

@@ -156,8 +156,8 @@ async fn decorate_page(store: &Store, keys: &DataKeys, room_id: Uuid, items: &mu
         return Ok(());
     };
     if items.iter().any(|m| m.requires_ack) {
-        let found = messages::acks_in_range(&mut *store.read().await?, room_id, min, max).await?;
-        for (message_id, ack) in found {
+        let acks = messages::acks_in_range(&mut *store.read().await?, room_id, min, max).await?;
+        for (message_id, ack) in acks {
             if let Some(m) = items.iter_mut().find(|m| m.id == message_id) {
                 m.acks.push(ack);
             }

@@ -18,8 +18,8 @@ impl Chat {
     pub async fn advance_room_lifecycle(&self) -> Result<Vec<(Uuid, &'static str)>> {
         let now = self.clock.now().timestamp_millis();
         let mut moved = Vec::new();
-        let found = rooms::lifecycle_due(&mut *self.store.read().await?, now).await?;
-        for (room_id, status) in found {
+        let due = rooms::lifecycle_due(&mut *self.store.read().await?, now).await?;
+        for (room_id, status) in due {
             let mut tx = self.store.begin().await?;
             if !rooms::advance_lifecycle(&mut tx, room_id, status, now).await? {
                 continue;

@@ -198,8 +198,8 @@ impl Chat {
     pub async fn purge_due(&self, policy: &RetentionConfig) -> Result<Vec<Uuid>> {
         let now = self.clock.now().timestamp_millis();
         let mut purged = Vec::new();
-        let found = retention::candidates(&mut *self.store.read().await?).await?;
-        for c in found {
+        let candidates = retention::candidates(&mut *self.store.read().await?).await?;
+        for c in candidates {
             if !due(policy, &c.kind, c.archived_at, now) {
                 continue;
             }

@@ -108,8 +108,8 @@ impl DataKeys {
     pub async fn rotate(&self, now_ms: i64) -> Result<usize> {
         let active = self.keyring.active_kek().to_string();
         let mut done = 0;
-        let found = keys::wrapped_by_other(&mut *self.store.read().await?, &active).await?;
-        for rec in found {
+        let to_rewrap = keys::wrapped_by_other(&mut *self.store.read().await?, &active).await?;
+        for rec in to_rewrap {
             let Some(wrapped) = &rec.wrapped else { continue };
             let (new_kek, rewrapped) = self.keyring.rewrap(&rec.id, &rec.kek_id, wrapped)?;
             let mut tx = self.store.begin().await?;

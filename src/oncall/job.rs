@@ -108,8 +108,8 @@ impl Oncall {
     }
 
     async fn hand_over(&self, tick: &mut Tick, now: i64) -> Result<()> {
-        let found = store::role_rooms(&mut *self.chat.store.read().await?).await?;
-        for (room_id, service) in found {
+        let role_rooms = store::role_rooms(&mut *self.chat.store.read().await?).await?;
+        for (room_id, service) in role_rooms {
             let Some(holder) = self.holder(&service, 1, now).await? else {
                 continue;
             };
