@@ -30,6 +30,26 @@ pub struct PatientQuery {
     pub birth_to: Option<String>,
 }
 
+impl PatientQuery {
+    /// The id, when it is the only criterion: a read by id.
+    pub fn id_only(&self) -> Option<&str> {
+        let others = [
+            &self.identifier_system,
+            &self.identifier_value,
+            &self.name,
+            &self.family,
+            &self.given,
+            &self.birth_from,
+            &self.birth_to,
+        ];
+        others
+            .iter()
+            .all(|o| o.is_none())
+            .then_some(self.id.as_deref())
+            .flatten()
+    }
+}
+
 /// A patient as FHIR shows it.
 #[derive(Debug, Clone, FromRow)]
 pub struct PatientRecord {
@@ -58,9 +78,57 @@ fn identifiers_column(conn: &mut AnyConnection) -> &'static str {
         "(SELECT COALESCE(json_agg(json_build_array(i.system, i.value) ORDER BY i.system, i.value), '[]')::text \
          FROM patient_identifiers i WHERE i.patient_id = p.id) AS identifiers"
     } else {
-        "(SELECT json_group_array(json_array(i.system, i.value) ORDER BY i.system, i.value) \
-         FROM patient_identifiers i WHERE i.patient_id = p.id) AS identifiers"
+        SQLITE_IDENTIFIERS
     }
+}
+
+const SQLITE_IDENTIFIERS: &str = "(SELECT json_group_array(json_array(i.system, i.value) ORDER BY i.system, i.value) \
+     FROM patient_identifiers i WHERE i.patient_id = p.id) AS identifiers";
+
+const PATIENT_COLUMNS: &str =
+    "p.id, p.family_name, p.given_name, p.birth_date, p.sex, p.merged_into, p.demographics_at, p.updated_at";
+
+/// Who may see a patient under a `user/` grant: a member of a room of one of its encounters.
+const VISIBLE_TO: &str = "EXISTS (SELECT 1 FROM encounters e JOIN rooms r ON r.encounter_id = e.id \
+     JOIN room_members m ON m.room_id = r.id WHERE e.patient_id = p.id AND m.user_id = ?)";
+
+/// [`patient_inline`]'s query: [`patients`]'s for an id alone, on SQLite.
+static PATIENT_BY_ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {PATIENT_COLUMNS}, {SQLITE_IDENTIFIERS} FROM patients p \
+         WHERE p.id = ?1 AND (?2 IS NULL OR {})",
+        VISIBLE_TO.replace('?', "?2")
+    )
+});
+
+/// The patient `id` as [`patients`] would find it (visible to `viewer`), read on the caller's
+/// thread: the read by id every FHIR client makes most, on SQLite ([`super::inline`]).
+pub fn patient_inline(
+    inline: &super::inline::Inline,
+    id: &str,
+    viewer: Option<&str>,
+) -> Result<Option<PatientRecord>> {
+    use rusqlite::OptionalExtension;
+    inline.run(|conn| {
+        let mut statement = conn.prepare_cached(&PATIENT_BY_ID)?;
+        statement
+            .query_row(rusqlite::params![id, viewer], |r| {
+                Ok(PatientRecord {
+                    row: super::patients::PatientRow {
+                        id: r.get(0)?,
+                        family_name: r.get(1)?,
+                        given_name: r.get(2)?,
+                        birth_date: r.get(3)?,
+                        sex: r.get(4)?,
+                        merged_into: r.get(5)?,
+                        demographics_at: r.get(6)?,
+                    },
+                    updated_at: r.get(7)?,
+                    identifiers: r.get(8)?,
+                })
+            })
+            .optional()
+    })
 }
 
 /// `'abc'` → `'abc%'` lowercased with LIKE wildcards escaped away (they are rare in names and
@@ -107,16 +175,8 @@ pub async fn patients(
         .when("LOWER(p.given_name) LIKE ?", Arg::text(&given))
         .when("p.birth_date >= ?", Arg::text(&q.birth_from))
         .when("p.birth_date <= ?", Arg::text(&q.birth_to))
-        .when(
-            "EXISTS (SELECT 1 FROM encounters e JOIN rooms r ON r.encounter_id = e.id \
-             JOIN room_members m ON m.room_id = r.id WHERE e.patient_id = p.id AND m.user_id = ?)",
-            Arg::Text(viewer),
-        );
-    let select = format!(
-        "SELECT p.id, p.family_name, p.given_name, p.birth_date, p.sex, p.merged_into, \
-         p.demographics_at, p.updated_at, {}",
-        identifiers_column(&mut *conn)
-    );
+        .when(VISIBLE_TO, Arg::Text(viewer));
+    let select = format!("SELECT {PATIENT_COLUMNS}, {}", identifiers_column(&mut *conn));
     count_and_page(&mut *conn, (&select, &criteria, "ORDER BY p.id"), page).await
 }
 

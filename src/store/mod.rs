@@ -5,7 +5,8 @@
 //!
 //! SQLite gets a single writer connection (writes queue in-process instead of failing with
 //! `SQLITE_BUSY`) and a set of reader connections that skip the pool between reads (`readers`);
-//! WAL and `synchronous=FULL` make every commit durable before it is acknowledged, and a
+//! the hottest reads by id run on the caller's thread instead (`inline`, through rusqlite on the
+//! same SQLite library); WAL and `synchronous=FULL` make every commit durable before it is acknowledged, and a
 //! background task checkpoints the WAL (`checkpoint`). PostgreSQL uses one pool for both.
 
 pub mod attachments;
@@ -17,6 +18,7 @@ pub mod encounters;
 pub mod fhir;
 pub mod fhir_chat;
 pub mod hl7;
+pub mod inline;
 pub mod keys;
 pub mod messages;
 pub mod oncall;
@@ -53,6 +55,8 @@ pub struct Store {
     write: AnyPool,
     backend: Backend,
     url: String,
+    /// SQLite only: point reads on the caller's thread.
+    inline: Option<std::sync::Arc<inline::Inline>>,
     /// SQLite only: keeps the background WAL checkpoint task alive while any clone is.
     _checkpoints: Option<std::sync::Arc<tokio_util::sync::DropGuard>>,
 }
@@ -107,6 +111,7 @@ impl Store {
                 write: pool,
                 backend: Backend::Postgres,
                 url: url.to_string(),
+                inline: None,
                 _checkpoints: None,
             });
         }
@@ -154,6 +159,10 @@ impl Store {
             write,
             backend: Backend::Sqlite,
             url: url.to_string(),
+            inline: Some(std::sync::Arc::new(inline::Inline::new(
+                path.into(),
+                readers as usize,
+            ))),
         })
     }
 
@@ -182,6 +191,11 @@ impl Store {
     /// would wait for each other).
     pub async fn read(&self) -> crate::error::Result<ReadConn> {
         self.readers.acquire().await
+    }
+
+    /// SQLite's point reads on the caller's thread ([`inline`]); `None` on PostgreSQL.
+    pub fn inline(&self) -> Option<&inline::Inline> {
+        self.inline.as_deref()
     }
 
     /// Starts a write transaction; on SQLite this waits for the single writer connection.

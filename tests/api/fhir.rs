@@ -276,6 +276,12 @@ async fn fhir_reads_and_searches(app: &TestApp) {
     // user/ scopes: the attending sees the patient; a clinician outside the room sees nothing.
     let (_, mine) = fhir_get(app, Some(&staff.osei.token), "Patient", &[]).await;
     assert_eq!(mine["total"], 1);
+    let (status, own) = fhir_get(app, Some(&staff.osei.token), &format!("Patient/{pid}"), &[]).await;
+    assert_eq!(
+        (status, own["id"].as_str(), &own["identifier"]),
+        (200, Some(pid.as_str()), &entries(&mine)[0]["identifier"]),
+        "a member of the patient's room reads it by id as the search shows it"
+    );
     for path in ["Patient", "Encounter", "CareTeam", "Communication"] {
         let (status, none) = fhir_get(app, Some(&outsider.token), path, &[]).await;
         assert_eq!((status, none["total"].as_i64()), (200, Some(0)), "{path}: {none}");
