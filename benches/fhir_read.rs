@@ -116,6 +116,7 @@ async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()>
         "SQLite"
     };
     let per_client = a.requests / a.clients;
+    let groups_before = audit_groups();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..a.clients {
@@ -157,6 +158,12 @@ async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()>
         ms(common::percentile(&lat, 0.99)),
         ms(*lat.last().context("no requests")?)
     );
+    let (commits, grouped) = audit_groups();
+    let (commits, grouped) = (commits - groups_before.0, grouped - groups_before.1);
+    println!(
+        "  audit group commits: {commits}, {:.1} entries each",
+        grouped as f64 / commits.max(1) as f64
+    );
     let audited = audited_reads(url).await?;
     println!("  audit entries for the reads: {audited}");
     if (audited as usize) < lat.len() {
@@ -165,6 +172,21 @@ async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()>
     shutdown.cancel();
     server.await??;
     Ok(())
+}
+
+/// The audit sink's group commits so far and the entries they carried, from the process's
+/// metrics.
+fn audit_groups() -> (u64, u64) {
+    let text = wardline::telemetry::metrics_handle().render();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    };
+    (
+        value("wardline_audit_group_commits_total "),
+        value("wardline_audit_grouped_entries_total "),
+    )
 }
 
 /// The shape every answer must have: the patient asked for.

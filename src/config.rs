@@ -24,8 +24,9 @@ pub struct Config {
     /// `sqlite://...` or `postgres://...`; when absent, SQLite `wardline.db` in `data_dir`.
     pub database_url: Option<Secret>,
     /// Connection pool size: on SQLite the reads that may run at once (each on its own
-    /// connection, plus one for the background checkpoint; the single writer is separate); on
-    /// PostgreSQL all connections.
+    /// connection, plus one for the background checkpoint; the single writer is separate), and
+    /// the read-only connections kept for reads by id on the caller's thread; on PostgreSQL all
+    /// connections.
     pub db_max_connections: u32,
     /// Externally visible base URL, used in links (e-mails, OpenAPI servers).
     pub public_url: Option<String>,

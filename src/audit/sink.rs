@@ -27,6 +27,9 @@ impl AuditSink {
         let handle = tokio::spawn(async move {
             let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                // How well commits are shared: entries per commit is the grouping achieved.
+                metrics::counter!("wardline_audit_group_commits_total").increment(1);
+                metrics::counter!("wardline_audit_grouped_entries_total").increment(batch.len() as u64);
                 let events: Vec<Event> = batch.iter().map(|(e, _)| e.clone()).collect();
                 let result = audit::append_committed(&store, &events, clock.now().timestamp_millis()).await;
                 if let Err(e) = &result {
