@@ -74,6 +74,13 @@ async fn fhir_reads_and_searches(app: &TestApp) {
     assert_eq!(other_system["total"], 0);
     let (status, read) = fhir_get(app, Some(&engine.token), &format!("Patient/{pid}"), &[]).await;
     assert_eq!((status, &read), (200, &patient));
+    let (_, by_id) = fhir_get(app, Some(&engine.token), &format!("Patient?_id={pid}"), &[]).await;
+    assert_eq!(
+        (by_id["total"].as_i64(), &entries(&by_id)[0]),
+        (Some(1), &patient)
+    );
+    let (_, unknown) = fhir_get(app, Some(&engine.token), "Patient?_id=no-such-patient", &[]).await;
+    assert_eq!((unknown["total"].as_i64(), unknown.get("entry")), (Some(0), None));
     served.extend([found, read]);
 
     // Its encounter, moved by the A02, with the attending from PV1-7.
