@@ -284,9 +284,7 @@ mod tests {
     /// the shared writer connection.
     #[tokio::test]
     async fn sqlite_group_commits_chain_and_failures_roll_back() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("audit.db").display());
-        let store = Store::connect(&url, 2).await.expect("open");
+        let (_dir, store) = super::super::temp_sqlite("audit.db").await;
         store.migrate().await.expect("migrate");
         append_committed(&store, &[event("a.one"), event("a.two")], 1_000)
             .await

@@ -76,15 +76,13 @@ mod tests {
 
     use crate::chat::model::{MemberReason, RoomKind};
     use crate::store::fhir::{Page, PatientQuery, patient_inline, patients};
-    use crate::store::{Store, patients as p, rooms, users};
+    use crate::store::{patients as p, rooms, users};
 
     /// The inline read finds what the sqlx search finds for the same id and viewer, sees a
     /// commit made just before it, and cannot write.
     #[tokio::test]
     async fn reads_by_id_match_the_search_and_cannot_write() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("inline.db").display());
-        let store = Store::connect(&url, 2).await.expect("open");
+        let (_dir, store) = crate::store::temp_sqlite("inline.db").await;
         store.migrate().await.expect("migrate");
         let inline = store.inline().expect("SQLite reads inline");
         let (patient, encounter, room, member, outsider) = (

@@ -242,6 +242,16 @@ pub(crate) fn parse_id(s: &str) -> Result<uuid::Uuid, crate::error::Error> {
     uuid::Uuid::parse_str(s).map_err(|_| crate::error::Error::Internal(format!("bad id in db: {s}")))
 }
 
+/// A store on a fresh SQLite file (two reader connections) in a temporary directory, which
+/// lives as long as the returned guard.
+#[cfg(test)]
+pub(crate) async fn temp_sqlite(file: &str) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join(file).display());
+    let store = Store::connect(&url, 2).await.expect("open SQLite");
+    (dir, store)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

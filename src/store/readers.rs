@@ -142,15 +142,11 @@ impl Drop for ReadConn {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Store;
-
     /// Reads on SQLite reuse their connections without the pool's test on release, never use
     /// more than the configured number, and the store still closes.
     #[tokio::test]
     async fn sqlite_reads_reuse_stashed_connections_and_close() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("readers.db").display());
-        let store = Store::connect(&url, 2).await.expect("open");
+        let (_dir, store) = super::super::temp_sqlite("readers.db").await;
         let mut first = store.read().await.expect("first");
         let mut second = store.read().await.expect("second");
         async fn one(c: &mut super::AnyConnection) -> i64 {
