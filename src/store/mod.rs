@@ -5,9 +5,10 @@
 //!
 //! SQLite gets a single writer connection (writes queue in-process instead of failing with
 //! `SQLITE_BUSY`) and a set of reader connections that skip the pool between reads (`readers`);
-//! the hottest reads by id run on the caller's thread instead (`inline`, through rusqlite on the
-//! same SQLite library); WAL and `synchronous=FULL` make every commit durable before it is acknowledged, and a
-//! background task checkpoints the WAL (`checkpoint`). PostgreSQL uses one pool for both.
+//! a Patient read by id runs on the caller's thread instead (`inline`, through rusqlite on the
+//! same SQLite library). WAL and `synchronous=FULL` make every commit durable before it is
+//! acknowledged, and a background task checkpoints the WAL (`checkpoint`). PostgreSQL uses one
+//! pool for both.
 
 pub mod attachments;
 pub mod audit;
