@@ -111,8 +111,10 @@ impl Core {
         }
         let (receipts, receipts_task) = receipts::spawn(store.clone(), bus.clone(), clock.clone());
         background.push(receipts_task);
-        let (audit, audit_task) = AuditSink::spawn(store.clone(), clock.clone());
+        let (audit, audit_task) =
+            AuditSink::spawn(store.clone(), clock.clone()).context("starting the audit writer")?;
         background.push(audit_task);
+        background.push(crate::audit::indexer::spawn(store.clone(), shutdown.clone()));
         let chat = Arc::new(Chat::new(
             store.clone(),
             bus,

@@ -8,6 +8,7 @@
 
 pub mod balp;
 pub mod chain;
+pub mod indexer;
 pub mod sink;
 
 use serde::{Deserialize, Serialize};

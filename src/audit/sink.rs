@@ -21,27 +21,42 @@ pub struct AuditSink {
 const MAX_BATCH: usize = 512;
 
 impl AuditSink {
-    /// Starts the writer; it stops when every handle is dropped.
-    pub fn spawn(store: Store, clock: std::sync::Arc<dyn crate::clock::Clock>) -> (Self, JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<Request>(8192);
+    /// Starts the writer and returns a task that ends with it; it stops when every handle is
+    /// dropped. On SQLite the writer has a thread of its own, driven by a single-threaded
+    /// runtime: a group commit hands its statements to the connection's thread twice and
+    /// waits for each, and every audited read waits for the group; on the shared runtime each
+    /// of those wake-ups queued behind every runnable HTTP task, so under load the database
+    /// idled between commits while the reads waiting for them piled up (docs/benchmarks.md,
+    /// 2026-12-07). PostgreSQL connections belong to the runtime that opened them, so there
+    /// the writer stays a task.
+    pub fn spawn(
+        store: Store,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ) -> std::io::Result<(Self, JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel::<Request>(8192);
+        if store.backend() == crate::store::Backend::Postgres {
+            return Ok((Self { tx }, tokio::spawn(write_groups(store, clock, rx))));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (done, finished) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("wardline-audit".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    write_groups(store, clock, rx).await;
+                    // The pool takes its connection back on a task of this runtime.
+                    for _ in 0..8 {
+                        tokio::task::yield_now().await;
+                    }
+                });
+                let _ = done.send(());
+            })?;
         let handle = tokio::spawn(async move {
-            let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
-            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                // How well commits are shared: entries per commit is the grouping achieved.
-                metrics::counter!("wardline_audit_group_commits_total").increment(1);
-                metrics::counter!("wardline_audit_grouped_entries_total").increment(batch.len() as u64);
-                let events: Vec<Event> = batch.iter().map(|(e, _)| e.clone()).collect();
-                let result = audit::append_committed(&store, &events, clock.now().timestamp_millis()).await;
-                if let Err(e) = &result {
-                    metrics::counter!("wardline_audit_write_errors_total").increment(1);
-                    tracing::error!(error = %e, count = events.len(), "audit entries not written");
-                }
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-                }
-            }
+            let _ = finished.await;
         });
-        (Self { tx }, handle)
+        Ok((Self { tx }, handle))
     }
 
     /// Records an event and waits until it is committed. Fails closed: when the trail cannot be
@@ -56,6 +71,30 @@ impl AuditSink {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Error::Internal(format!("audit write failed: {e}"))),
             Err(_) => Err(Error::Internal("audit writer stopped".into())),
+        }
+    }
+}
+
+/// The writer: each turn takes every request waiting (up to [`MAX_BATCH`]), commits them in
+/// one transaction and answers each.
+async fn write_groups(
+    store: Store,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    mut rx: mpsc::Receiver<Request>,
+) {
+    let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // How well commits are shared: entries per commit is the grouping achieved.
+        metrics::counter!("wardline_audit_group_commits_total").increment(1);
+        metrics::counter!("wardline_audit_grouped_entries_total").increment(batch.len() as u64);
+        let events: Vec<Event> = batch.iter().map(|(e, _)| e.clone()).collect();
+        let result = audit::append_committed(&store, &events, clock.now().timestamp_millis()).await;
+        if let Err(e) = &result {
+            metrics::counter!("wardline_audit_write_errors_total").increment(1);
+            tracing::error!(error = %e, count = events.len(), "audit entries not written");
+        }
+        for (_, reply) in batch.drain(..) {
+            let _ = reply.send(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         }
     }
 }

@@ -241,15 +241,31 @@ pub struct Filter {
     pub seq: Option<i64>,
 }
 
-/// Only the criteria given, so each can use its index (`audit_log_entity`, `audit_log_action`,
+/// Entries about one entity: those the index already holds, and those after the point it has
+/// reached (an entry without an entity id is indexed under '').
+const BY_ENTITY: &str = "seq IN (SELECT seq FROM audit_entity_index \
+     WHERE entity_type = ?1 AND entity_id = ?2 \
+     UNION ALL SELECT seq FROM audit_log WHERE seq > (SELECT seq FROM audit_indexed WHERE id = 1) \
+     AND entity_type = ?1 AND COALESCE(entity_id, '') = ?2)";
+
+/// Entries about any entity of one kind, the same way.
+const BY_ENTITY_TYPE: &str = "seq IN (SELECT seq FROM audit_entity_index WHERE entity_type = ?1 \
+     UNION ALL SELECT seq FROM audit_log WHERE seq > (SELECT seq FROM audit_indexed WHERE id = 1) \
+     AND entity_type = ?1)";
+
+/// Only the criteria given, so each can use its index (`audit_entity_index`, `audit_log_action`,
 /// `audit_log_actor`, `audit_log_at`) instead of a walk over the whole trail.
 fn criteria(f: &Filter) -> Criteria<'_> {
-    Criteria::new(" FROM audit_log")
+    let (kind, id) = (Arg::text(&f.entity_type), Arg::text(&f.entity_id));
+    let c = Criteria::new(" FROM audit_log")
         .when("actor_id = ?", Arg::text(&f.actor_id))
-        .when("action = ?", Arg::text(&f.action))
-        .when("entity_type = ?", Arg::text(&f.entity_type))
-        .when("entity_id = ?", Arg::text(&f.entity_id))
-        .when("outcome = ?", Arg::text(&f.outcome))
+        .when("action = ?", Arg::text(&f.action));
+    let c = match (&f.entity_type, &f.entity_id) {
+        (Some(_), Some(_)) => c.when_all(BY_ENTITY, &[kind, id]),
+        (Some(_), None) => c.when_all(BY_ENTITY_TYPE, &[kind]),
+        (None, _) => c.when("entity_id = ?", id),
+    };
+    c.when("outcome = ?", Arg::text(&f.outcome))
         .when("at >= ?", Arg::Int(f.from_ms))
         .when("at < ?", Arg::Int(f.to_ms))
         .when("seq < ?", Arg::Int(f.before_seq))

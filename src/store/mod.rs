@@ -12,6 +12,7 @@
 
 pub mod attachments;
 pub mod audit;
+pub mod audit_index;
 pub mod break_glass;
 mod checkpoint;
 pub mod criteria;
