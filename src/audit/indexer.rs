@@ -1,7 +1,7 @@
 //! Keeps the audit trail's index by entity up to date in the background
-//! ([`crate::store::audit_index::index_entities`]). Searches never depend on it having run (they also
-//! scan the entries after the indexed point); it only keeps that scan short and moves the index
-//! work out of the group commits that every audited read waits for.
+//! ([`crate::store::audit_index::index_entities`]). Searches never depend on it having run
+//! (they also scan the entries after the indexed point); it only keeps that scan short and moves
+//! the index work out of the group commits that every audited read waits for.
 
 use std::time::Duration;
 

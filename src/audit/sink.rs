@@ -25,9 +25,8 @@ impl AuditSink {
     /// dropped. On SQLite the writer has a thread of its own, driven by a single-threaded
     /// runtime: a group commit hands its statements to the connection's thread twice and
     /// waits for each, and every audited read waits for the group; on the shared runtime each
-    /// of those wake-ups queued behind every runnable HTTP task, so under load the database
-    /// idled between commits while the reads waiting for them piled up (docs/benchmarks.md,
-    /// 2026-12-07). PostgreSQL connections belong to the runtime that opened them, so there
+    /// of those wake-ups queued behind every runnable HTTP task, and the reads waiting for the
+    /// group waited with it (docs/benchmarks.md, 2026-12-07: a small gain, within the noise). PostgreSQL connections belong to the runtime that opened them, so there
     /// the writer stays a task.
     pub fn spawn(
         store: Store,
