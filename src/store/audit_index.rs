@@ -21,9 +21,7 @@ pub async fn index_entities(store: &Store) -> Result<u64> {
     let (from,): (i64,) = sqlx::query_as("UPDATE audit_indexed SET seq = seq WHERE id = 1 RETURNING seq")
         .fetch_one(&mut *tx)
         .await?;
-    let (head,): (i64,) = sqlx::query_as("SELECT seq FROM audit_head WHERE id = 1")
-        .fetch_one(&mut *tx)
-        .await?;
+    let (head, _) = super::audit::head(&mut tx).await?;
     let upto = head.min(from.saturating_add(INDEX_BATCH));
     if upto <= from {
         tx.rollback().await?;
