@@ -1,5 +1,5 @@
-//! Keeps the audit trail's index by entity up to date in the background
-//! ([`crate::store::audit_index::index_entities`]). Searches never depend on it having run
+//! Keeps the audit trail's search indexes (entity, actor, action, time) up to date in the
+//! background ([`crate::store::audit_index::index_entries`]). Searches never depend on it having run
 //! (they also scan the entries after the indexed point); it only keeps that scan short and moves
 //! the index work out of the group commits that every audited read waits for.
 
@@ -26,11 +26,11 @@ pub fn spawn(store: Store, shutdown: CancellationToken) -> JoinHandle<()> {
             // A backlog (after a pause or a burst) is worked off in bounded runs, one after
             // the other, each giving the writer back in between.
             loop {
-                match audit_index::index_entities(&store).await {
+                match audit_index::index_entries(&store).await {
                     Ok(n) if n >= audit_index::INDEX_BATCH as u64 => continue,
                     Ok(_) => break,
                     Err(e) => {
-                        tracing::warn!(error = %e, "audit entity index not updated; retrying");
+                        tracing::warn!(error = %e, "audit search indexes not updated; retrying");
                         break;
                     }
                 }

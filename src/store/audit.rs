@@ -241,33 +241,62 @@ pub struct Filter {
     pub seq: Option<i64>,
 }
 
-/// Entries about one entity: those the index already holds, and those after the point it has
-/// reached (an entry without an entity id is indexed under '').
-const BY_ENTITY: &str = "seq IN (SELECT seq FROM audit_entity_index \
-     WHERE entity_type = ?1 AND entity_id = ?2 \
-     UNION ALL SELECT seq FROM audit_log WHERE seq > (SELECT seq FROM audit_indexed WHERE id = 1) \
-     AND entity_type = ?1 AND COALESCE(entity_id, '') = ?2)";
+/// A condition on the entries matching `$cond`: those the bulk index `$table` already holds,
+/// and the entries after the point it has reached (at most a few seconds' worth), scanned with
+/// `$scan` (the same condition as the index holds it, when the two spellings differ).
+macro_rules! indexed {
+    ($table:literal, $cond:literal) => {
+        indexed!($table, $cond, $cond)
+    };
+    ($table:literal, $cond:literal, $scan:literal) => {
+        concat!(
+            "seq IN (SELECT seq FROM ",
+            $table,
+            " WHERE ",
+            $cond,
+            " UNION ALL SELECT seq FROM audit_log \
+             WHERE seq > (SELECT seq FROM audit_indexed WHERE id = 1) AND ",
+            $scan,
+            ")"
+        )
+    };
+}
 
-/// Entries about any entity of one kind, the same way.
-const BY_ENTITY_TYPE: &str = "seq IN (SELECT seq FROM audit_entity_index WHERE entity_type = ?1 \
-     UNION ALL SELECT seq FROM audit_log WHERE seq > (SELECT seq FROM audit_indexed WHERE id = 1) \
-     AND entity_type = ?1)";
+/// Entries about one entity (an entry without an entity id is indexed under '').
+const BY_ENTITY: &str = indexed!(
+    "audit_entity_index",
+    "entity_type = ?1 AND entity_id = ?2",
+    "entity_type = ?1 AND COALESCE(entity_id, '') = ?2"
+);
+/// Entries about any entity of one kind.
+const BY_ENTITY_TYPE: &str = indexed!("audit_entity_index", "entity_type = ?1");
+/// Entries by one actor.
+const BY_ACTOR: &str = indexed!("audit_actor_index", "actor_id = ?");
+/// Entries of one action.
+const BY_ACTION: &str = indexed!("audit_action_index", "action = ?");
+/// Entries recorded in `[from, to)`, and the open-ended ranges.
+const BETWEEN: &str = indexed!("audit_time_index", "at >= ?1 AND at < ?2");
+const SINCE: &str = indexed!("audit_time_index", "at >= ?");
+const UNTIL: &str = indexed!("audit_time_index", "at < ?");
 
-/// Only the criteria given, so each can use its index (`audit_entity_index`, `audit_log_action`,
-/// `audit_log_actor`, `audit_log_at`) instead of a walk over the whole trail.
+/// Only the criteria given, so each can use its index (`audit_entity_index`,
+/// `audit_actor_index`, `audit_action_index`, `audit_time_index`) instead of a walk over the
+/// whole trail.
 fn criteria(f: &Filter) -> Criteria<'_> {
     let (kind, id) = (Arg::text(&f.entity_type), Arg::text(&f.entity_id));
     let c = Criteria::new(" FROM audit_log")
-        .when("actor_id = ?", Arg::text(&f.actor_id))
-        .when("action = ?", Arg::text(&f.action));
+        .when(BY_ACTOR, Arg::text(&f.actor_id))
+        .when(BY_ACTION, Arg::text(&f.action));
     let c = match (&f.entity_type, &f.entity_id) {
         (Some(_), Some(_)) => c.when_all(BY_ENTITY, &[kind, id]),
         (Some(_), None) => c.when_all(BY_ENTITY_TYPE, &[kind]),
         (None, _) => c.when("entity_id = ?", id),
     };
+    let c = match (f.from_ms, f.to_ms) {
+        (Some(_), Some(_)) => c.when_all(BETWEEN, &[Arg::Int(f.from_ms), Arg::Int(f.to_ms)]),
+        _ => c.when(SINCE, Arg::Int(f.from_ms)).when(UNTIL, Arg::Int(f.to_ms)),
+    };
     c.when("outcome = ?", Arg::text(&f.outcome))
-        .when("at >= ?", Arg::Int(f.from_ms))
-        .when("at < ?", Arg::Int(f.to_ms))
         .when("seq < ?", Arg::Int(f.before_seq))
         .when("seq = ?", Arg::Int(f.seq))
 }

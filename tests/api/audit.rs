@@ -199,6 +199,8 @@ async fn grouped_reads_and_changes_interleave_on_one_chain(app: &TestApp) {
     let auditor = app.user("audrey", &["auditor"]).await;
     let room = app.room(&alice, &[]).await;
     let history = format!("/api/v1/rooms/{room}/messages");
+    let started = (chrono::Utc::now() - chrono::Duration::seconds(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     for round in 0..4 {
         let reads = (0..12).map(|_| async {
             assert_eq!(app.get(&alice.token, &history).await.status(), 200);
@@ -227,22 +229,27 @@ async fn grouped_reads_and_changes_interleave_on_one_chain(app: &TestApp) {
     // The same reads found by entity, whether the trail's entity index has caught up or not
     // (the server indexes about once a second; here also by hand, from a second store).
     let by_room = format!("action=room.view&entity_type=room&entity_id={room}&limit=200");
-    assert_eq!(search(app, &auditor.token, &by_room).await.len(), 48);
+    // And by actor and time, the other keys the trail indexes in bulk.
+    let by_alice = format!("actor_id={}&action=room.view&from={started}&limit=200", alice.id);
+    let before_the_reads = format!("action=room.view&to={started}&limit=200");
+    let token = auditor.token.as_str();
+    let found = |query: String| async move { search(app, token, &query).await.len() };
+    assert_eq!(found(by_room.clone()).await, 48);
+    assert_eq!(found(by_alice.clone()).await, 48);
+    assert_eq!(found(before_the_reads.clone()).await, 0);
     let store = wardline::store::Store::connect(&app.database_url, 1)
         .await
         .unwrap();
-    wardline::store::audit_index::index_entities(&store)
-        .await
-        .unwrap();
+    wardline::store::audit_index::index_entries(&store).await.unwrap();
     assert_eq!(
-        wardline::store::audit_index::index_entities(&store)
-            .await
-            .unwrap(),
+        wardline::store::audit_index::index_entries(&store).await.unwrap(),
         0,
         "the trail is indexed up to its head"
     );
     store.close().await;
-    assert_eq!(search(app, &auditor.token, &by_room).await.len(), 48);
+    assert_eq!(found(by_room.clone()).await, 48);
+    assert_eq!(found(by_alice.clone()).await, 48);
+    assert_eq!(found(before_the_reads).await, 0);
     assert_eq!(app.get(&alice.token, &history).await.status(), 200);
     let newest = search(app, &auditor.token, &by_room).await;
     assert_eq!(newest.len(), 49, "indexed entries and the newer one together");
