@@ -26,9 +26,10 @@ use axum::routing::get;
 
 use crate::http::AppState;
 
-/// The routes under `/fhir`; unknown paths and methods answer with an OperationOutcome.
+/// The routes under `/fhir`; unknown paths and methods, and a handler that panics, answer with
+/// an OperationOutcome.
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    let router = Router::new()
         .route("/", axum::routing::post(transaction::transaction))
         .route("/metadata", get(capability::metadata))
         .route("/{type}", get(http::search_type).post(write::create))
@@ -37,7 +38,26 @@ pub fn routes() -> Router<AppState> {
             get(http::read).put(write::update).delete(write_roster::delete),
         )
         .fallback(unknown_path)
-        .method_not_allowed_fallback(unsupported_method)
+        .method_not_allowed_fallback(unsupported_method);
+    contain_panics(router)
+}
+
+/// A FHIR handler that panics answers 500 with an OperationOutcome (as every FHIR error does)
+/// rather than the REST problem document the outer guard would give, or no answer at all. The
+/// panic's message is not echoed: it may hold data the handler was working on.
+pub fn contain_panics<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router.layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        |_: Box<dyn std::any::Any + Send>| {
+            use axum::response::IntoResponse;
+            tracing::error!("a FHIR handler panicked");
+            outcome::FhirError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "exception",
+                "the interaction failed unexpectedly",
+            )
+            .into_response()
+        },
+    ))
 }
 
 async fn unknown_path() -> outcome::FhirError {
@@ -54,4 +74,36 @@ async fn unsupported_method() -> outcome::FhirError {
         "not-supported",
         "this interaction is not supported here (see /fhir/metadata)",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::extract::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("while reading MRN-12345")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_an_operation_outcome() {
+        let app: Router = contain_panics(Router::new().route("/Patient/{id}", get(boom)));
+        let request = Request::get("/Patient/p1").body(Body::empty()).expect("request");
+        let response = app.oneshot(request).await.expect("answered");
+        assert_eq!(response.status(), 500);
+        assert_eq!(
+            response.headers()[axum::http::header::CONTENT_TYPE],
+            outcome::FHIR_JSON
+        );
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .expect("body");
+        let outcome: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(outcome["resourceType"], "OperationOutcome");
+        assert_eq!(outcome["issue"][0]["code"], "exception");
+        assert!(!String::from_utf8_lossy(&body).contains("MRN-12345"), "{outcome}");
+    }
 }

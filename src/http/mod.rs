@@ -25,11 +25,12 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -137,7 +138,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed);
+    let router = contain_panics(router)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(record_metrics))
         .layer(
@@ -182,6 +184,15 @@ pub fn router(state: AppState) -> Router {
     }
 }
 
+/// A handler that panics answers 500 with a problem document (and is counted and traced by the
+/// layers outside this one) instead of dropping the client's connection without an answer. The
+/// panic's message is not echoed: it may hold data the handler was working on.
+pub fn contain_panics<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router.layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+        Error::Internal("a request handler failed unexpectedly".into()).into_response()
+    }))
+}
+
 async fn not_found() -> Error {
     Error::NotFound("resource")
 }
@@ -221,5 +232,35 @@ fn method_label(method: &axum::http::Method) -> &'static str {
         Method::HEAD => "HEAD",
         Method::OPTIONS => "OPTIONS",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("while reading MRN-12345")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_a_problem_document() {
+        let app: Router = contain_panics(Router::new().route("/boom", get(boom)));
+        let request = Request::get("/boom").body(Body::empty()).expect("request");
+        let response = app.oneshot(request).await.expect("answered");
+        assert_eq!(response.status(), 500);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .expect("body");
+        let problem: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(problem["status"], 500);
+        assert!(!String::from_utf8_lossy(&body).contains("MRN-12345"), "{problem}");
     }
 }
