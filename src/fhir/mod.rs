@@ -39,25 +39,19 @@ pub fn routes() -> Router<AppState> {
         )
         .fallback(unknown_path)
         .method_not_allowed_fallback(unsupported_method);
-    contain_panics(router)
+    crate::http::contain_panics(router, panic_outcome)
 }
 
-/// A FHIR handler that panics answers 500 with an OperationOutcome (as every FHIR error does)
-/// rather than the REST problem document the outer guard would give, or no answer at all. The
-/// panic's message is not echoed: it may hold data the handler was working on.
-pub fn contain_panics<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    router.layer(tower_http::catch_panic::CatchPanicLayer::custom(
-        |_: Box<dyn std::any::Any + Send>| {
-            use axum::response::IntoResponse;
-            tracing::error!("a FHIR handler panicked");
-            outcome::FhirError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "exception",
-                "the interaction failed unexpectedly",
-            )
-            .into_response()
-        },
-    ))
+/// The FHIR answer for a handler that panicked: a 500 OperationOutcome, as every FHIR error is.
+fn panic_outcome() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    tracing::error!("a FHIR handler panicked");
+    outcome::FhirError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "exception",
+        "the interaction failed unexpectedly",
+    )
+    .into_response()
 }
 
 async fn unknown_path() -> outcome::FhirError {
@@ -90,7 +84,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_handler_answers_500_with_an_operation_outcome() {
-        let app: Router = contain_panics(Router::new().route("/Patient/{id}", get(boom)));
+        let app: Router =
+            crate::http::contain_panics(Router::new().route("/Patient/{id}", get(boom)), panic_outcome);
         let request = Request::get("/Patient/p1").body(Body::empty()).expect("request");
         let response = app.oneshot(request).await.expect("answered");
         assert_eq!(response.status(), 500);

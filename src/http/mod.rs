@@ -139,7 +139,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    let router = contain_panics(router)
+    let router = contain_panics(router, panic_problem)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(record_metrics))
         .layer(
@@ -184,13 +184,23 @@ pub fn router(state: AppState) -> Router {
     }
 }
 
-/// A handler that panics answers 500 with a problem document (and is counted and traced by the
-/// layers outside this one) instead of dropping the client's connection without an answer. The
-/// panic's message is not echoed: it may hold data the handler was working on.
-pub fn contain_panics<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    router.layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-        Error::Internal("a request handler failed unexpectedly".into()).into_response()
-    }))
+/// A handler under `router` that panics gets `answer` sent for it (and is counted and traced by
+/// the layers outside this one) instead of its client's connection dropped without an answer.
+/// The panic's message is never echoed: it may hold data the handler was working on. `/fhir`
+/// answers with an OperationOutcome, the rest with [`panic_problem`].
+pub fn contain_panics<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    answer: fn() -> Response,
+) -> Router<S> {
+    router.layer(CatchPanicLayer::custom(
+        move |_: Box<dyn std::any::Any + Send>| answer(),
+    ))
+}
+
+/// The REST answer for a handler that panicked: a 500 problem document (logged as an internal
+/// error).
+pub fn panic_problem() -> Response {
+    Error::Internal("a request handler failed unexpectedly".into()).into_response()
 }
 
 async fn not_found() -> Error {
@@ -248,7 +258,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_handler_answers_500_with_a_problem_document() {
-        let app: Router = contain_panics(Router::new().route("/boom", get(boom)));
+        let app: Router = contain_panics(Router::new().route("/boom", get(boom)), panic_problem);
         let request = Request::get("/boom").body(Body::empty()).expect("request");
         let response = app.oneshot(request).await.expect("answered");
         assert_eq!(response.status(), 500);
