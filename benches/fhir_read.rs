@@ -4,13 +4,14 @@
 //! fhir-sdk's model, and is audited (the audit sink group-commits). Closed loop: `--clients`
 //! concurrent clients each send their next request when the previous answer arrives.
 //!
-//! The clients share the server's two CPUs, so they are kept lean: one hyper HTTP/1.1
-//! connection each (no pool, no URL parsing, no header map rebuilt per request), the way a
-//! load generator such as wrk would be. `--reqwest` drives the same loop through reqwest, the
-//! client the bench used until 2026-12-03, to compare.
+//! The clients share the server's two CPUs, so they are kept lean, the way a load generator
+//! such as wrk is: one bare TCP connection each, the requests' bytes built before the clock
+//! starts, the answer's header parsed once. `--hyper` drives the same loop through one hyper
+//! HTTP/1.1 connection per client (the generator 2026-12-04 to 12-07), `--reqwest` through
+//! reqwest (before that), to compare.
 //!
 //! Run: `cargo bench --bench fhir_read -- [--clients 16] [--requests 20000] [--patients 200]
-//!       [--pool N] [--reqwest] [--postgres SERVER_URL]` (default: a fresh SQLite file; `--pool`:
+//!       [--pool N] [--hyper | --reqwest] [--postgres SERVER_URL]` (default: a fresh SQLite file; `--pool`:
 //!       database connections, `db_max_connections`). Without the `--bench` argument
 //! that `cargo bench` passes (that is, under `cargo test`) it runs a short smoke version.
 
@@ -33,7 +34,28 @@ struct Args {
     patients: usize,
     postgres: Option<String>,
     quick: bool,
-    reqwest: bool,
+    client: Client,
+}
+
+/// The load generator's HTTP client.
+#[derive(Clone, Copy, PartialEq)]
+enum Client {
+    /// Bare TCP, wrk-style (the default since 2026-12-07, evening).
+    Raw,
+    /// A hyper HTTP/1.1 connection (the default 2026-12-04 to 2026-12-07).
+    Hyper,
+    /// reqwest (the client until 2026-12-03).
+    Reqwest,
+}
+
+impl Client {
+    fn name(self) -> &'static str {
+        match self {
+            Client::Raw => "raw TCP",
+            Client::Hyper => "hyper",
+            Client::Reqwest => "reqwest",
+        }
+    }
 }
 
 fn args() -> Args {
@@ -48,7 +70,13 @@ fn args() -> Args {
         patients: cli.value("--patients").unwrap_or(if quick { 20 } else { 200 }),
         postgres: cli.postgres(),
         quick,
-        reqwest: cli.flag("--reqwest"),
+        client: if cli.flag("--reqwest") {
+            Client::Reqwest
+        } else if cli.flag("--hyper") {
+            Client::Hyper
+        } else {
+            Client::Raw
+        },
     }
 }
 
@@ -117,6 +145,7 @@ async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()>
     };
     let per_client = a.requests / a.clients;
     let groups_before = audit_groups();
+    let meter = common::HostMeter::start();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..a.clients {
@@ -124,12 +153,12 @@ async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()>
             .map(|i| ids[(c * 7919 + i) % ids.len()].clone())
             .collect();
         let (client, token, base) = (client.clone(), token.clone(), base.clone());
-        let lean = !a.reqwest;
+        let kind = a.client;
         tasks.push(tokio::spawn(async move {
-            if lean {
-                lean_reads(addr, &token, &reads).await
-            } else {
-                reqwest_reads(&client, &base, &token, &reads).await
+            match kind {
+                Client::Raw => raw_reads(addr, &token, &reads).await,
+                Client::Hyper => lean_reads(addr, &token, &reads).await,
+                Client::Reqwest => reqwest_reads(&client, &base, &token, &reads).await,
             }
         }));
     }
@@ -138,12 +167,13 @@ async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()>
         lat.extend(t.await??);
     }
     let elapsed = started.elapsed();
+    let host = meter.finish(lat.len());
     lat.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "FHIR read by id: {} clients ({}), {backend}, {} patients",
         a.clients,
-        if a.reqwest { "reqwest" } else { "hyper" },
+        a.client.name(),
         ids.len()
     );
     println!(
@@ -158,6 +188,18 @@ async fn bench(a: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()>
         ms(common::percentile(&lat, 0.99)),
         ms(*lat.last().context("no requests")?)
     );
+    let over = |limit_ms: f64| lat.iter().filter(|d| ms(**d) > limit_ms).count();
+    println!(
+        "  tail: p95 {:.2} ms, p99.9 {:.2} ms; over 5 ms: {}, over 10 ms: {}, over 20 ms: {}",
+        ms(common::percentile(&lat, 0.95)),
+        ms(common::percentile(&lat, 0.999)),
+        over(5.0),
+        over(10.0),
+        over(20.0)
+    );
+    if !host.is_empty() {
+        println!("{host}");
+    }
     let (commits, grouped) = audit_groups();
     let (commits, grouped) = (commits - groups_before.0, grouped - groups_before.1);
     println!(
@@ -238,6 +280,65 @@ async fn lean_reads(addr: SocketAddr, token: &str, reads: &[String]) -> anyhow::
     }
     drop(sender);
     driver.await??;
+    Ok(lat)
+}
+
+/// One client's reads over a bare TCP keep-alive connection, the way wrk drives a server: the
+/// request bytes are built before the clock starts, and the answer is read with one header
+/// parse (httparse, hyper's own parser) and its `Content-Length`. No connection task, no
+/// channel between the caller and the socket, so the generator takes less of the two CPUs the
+/// server needs. Each read is timed from writing the request to holding the whole answer.
+async fn raw_reads(addr: SocketAddr, token: &str, reads: &[String]) -> anyhow::Result<Vec<Duration>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let requests: Vec<Vec<u8>> = reads
+        .iter()
+        .map(|id| {
+            format!(
+                "GET /fhir/Patient/{id} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
+            )
+            .into_bytes()
+        })
+        .collect();
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let mut lat = Vec::with_capacity(reads.len());
+    for (id, request) in reads.iter().zip(&requests) {
+        let t = Instant::now();
+        stream.write_all(request).await?;
+        buf.clear();
+        let (status, body_at, length) = loop {
+            if buf.len() == buf.capacity() {
+                buf.reserve(buf.capacity());
+            }
+            if stream.read_buf(&mut buf).await? == 0 {
+                bail!("the server closed the connection during the read of Patient/{id}");
+            }
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(at) = resp.parse(&buf)? {
+                let length = resp
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok()?.parse::<usize>().ok())
+                    .context("an answer without Content-Length")?;
+                break (resp.code.unwrap_or(0), at, length);
+            }
+        };
+        while buf.len() < body_at + length {
+            buf.reserve(body_at + length - buf.len());
+            if stream.read_buf(&mut buf).await? == 0 {
+                bail!("the server closed the connection in the body of Patient/{id}");
+            }
+        }
+        lat.push(t.elapsed());
+        if buf.len() > body_at + length {
+            bail!("the server sent more than one answer to one request");
+        }
+        check(status, &buf[body_at..], id)?;
+    }
     Ok(lat)
 }
 

@@ -280,27 +280,11 @@ async fn drive(
 /// CPU time used so far, from /proc (Linux; `None` elsewhere): (machine busy, machine total)
 /// in clock ticks and this process's user+system ticks.
 fn cpu_ticks() -> Option<(u64, u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let cpu: Vec<u64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
+    let cpu = common::machine_ticks()?;
     let total: u64 = cpu.iter().take(8).sum();
     let idle = cpu.get(3)? + cpu.get(4)?;
-    let (_, user, system) = stat_ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+    let (_, user, system) = common::stat_ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
     Some((total - idle, total, user + system))
-}
-
-/// A process's or thread's name, user and system ticks from its `/proc/.../stat` line.
-fn stat_ticks(stat: &str) -> Option<(String, u64, u64)> {
-    let (head, rest) = stat.rsplit_once(')')?;
-    let name = head.split_once('(')?.1.to_string();
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest: Vec<&str> = rest.split_whitespace().collect();
-    Some((name, rest.get(11)?.parse().ok()?, rest.get(12)?.parse().ok()?))
 }
 
 /// Per-thread (name, user ticks, system ticks) by thread id, from /proc (Linux; empty elsewhere):
@@ -313,7 +297,7 @@ fn thread_ticks() -> std::collections::HashMap<String, (String, u64, u64)> {
     };
     for task in tasks.flatten() {
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        if let Some(ticks) = stat_ticks(&stat) {
+        if let Some(ticks) = common::stat_ticks(&stat) {
             out.insert(task.file_name().to_string_lossy().into_owned(), ticks);
         }
     }

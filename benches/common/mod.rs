@@ -108,3 +108,85 @@ impl Cli {
             .map(|s| s.trim_end_matches('/').to_string())
     }
 }
+
+/// What the machine gave a run: the process's CPU time and the CPU time the hypervisor took
+/// from this guest (steal), from `/proc` (Linux; elsewhere nothing is printed). The same
+/// binary on this 2-core guest has run 3× faster in one hour than in another; these figures
+/// tell a slow host from slow code.
+#[allow(dead_code)]
+pub struct HostMeter {
+    start: Option<(f64, u64, u64)>,
+    speed: Option<f64>,
+}
+
+// Each benchmark binary compiles this module and uses only part of it.
+#[allow(dead_code)]
+impl HostMeter {
+    /// Measures the host's single-thread speed (SHA-256 of 64 MiB, MB/s: the same work in
+    /// every run, so a slow period shows as a low figure), then starts counting.
+    pub fn start() -> Self {
+        use sha2::Digest;
+        let data = vec![0x5a_u8; 1 << 20];
+        let t = std::time::Instant::now();
+        let mut h = sha2::Sha256::new();
+        for _ in 0..64 {
+            h.update(&data);
+        }
+        std::hint::black_box(h.finalize());
+        let speed = 64.0 * 1.048_576 / t.elapsed().as_secs_f64();
+        Self {
+            start: Self::read(),
+            speed: Some(speed),
+        }
+    }
+
+    /// (process CPU seconds, host steal ticks, host total ticks).
+    fn read() -> Option<(f64, u64, u64)> {
+        let (_, user, system) = stat_ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+        let cpu = machine_ticks()?;
+        let steal = *cpu.get(7)?;
+        let total = cpu.iter().take(8).sum();
+        // USER_HZ is 100 on every Linux this runs on.
+        Some(((user + system) as f64 / 100.0, steal, total))
+    }
+
+    /// The line to print when the measured part ends: the host's speed, the process's CPU time
+    /// per 1,000 operations, and the share of the host's CPU time stolen meanwhile (empty where
+    /// `/proc` is missing).
+    pub fn finish(&self, operations: usize) -> String {
+        let (Some((cpu0, steal0, total0)), Some((cpu1, steal1, total1))) = (self.start, Self::read()) else {
+            return String::new();
+        };
+        let stolen = (steal1 - steal0) as f64 * 100.0 / (total1 - total0).max(1) as f64;
+        format!(
+            "  host: SHA-256 {:.0} MB/s on one thread; process CPU {:.1} ms per 1,000 operations; steal {stolen:.1} %",
+            self.speed.unwrap_or(0.0),
+            (cpu1 - cpu0) * 1e6 / operations.max(1) as f64
+        )
+    }
+}
+
+/// The machine's CPU time by kind (user, nice, system, idle, iowait, irq, softirq, steal...) in
+/// clock ticks: the first line of `/proc/stat` (Linux; `None` elsewhere).
+#[allow(dead_code)]
+pub fn machine_ticks() -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    Some(
+        stat.lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect(),
+    )
+}
+
+/// A process's or thread's name, user and system ticks from its `/proc/.../stat` line.
+#[allow(dead_code)]
+pub fn stat_ticks(stat: &str) -> Option<(String, u64, u64)> {
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_string();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest: Vec<&str> = rest.split_whitespace().collect();
+    Some((name, rest.get(11)?.parse().ok()?, rest.get(12)?.parse().ok()?))
+}
