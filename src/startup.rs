@@ -114,7 +114,7 @@ impl Core {
         let (audit, audit_task) =
             AuditSink::spawn(store.clone(), clock.clone()).context("starting the audit writer")?;
         background.push(audit_task);
-        background.push(crate::audit::indexer::spawn(store.clone(), shutdown.clone()));
+        background.push(crate::audit::indexer::spawn(audit.clone(), shutdown.clone()));
         let chat = Arc::new(Chat::new(
             store.clone(),
             bus,

@@ -68,47 +68,51 @@ pub async fn append(conn: &mut AnyConnection, events: &[Event], at_ms: i64) -> R
 }
 
 /// Appends events in a transaction of their own and commits it: the audit sink's group commit.
-/// On SQLite the transaction's `BEGIN` travels with the head-row update and its `COMMIT` with
-/// the last INSERT, so a group costs two trips to the writer connection's thread instead of
-/// four (sqlx's begin and commit are trips of their own); docs/benchmarks.md.
+/// On SQLite it runs on the calling thread (the sink's own) through [`super::inline`]'s writing
+/// connection while holding the sqlx writer: a group commit through sqlx cost two hand-offs to
+/// the connection's worker thread and back, and every audited read waits for its group
+/// (docs/benchmarks.md, 2026-12-07 night).
 pub async fn append_committed(store: &Store, events: &[Event], at_ms: i64) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    if store.backend() == super::Backend::Postgres {
+    let Some(inline) = store.inline() else {
         let mut tx = store.begin().await?;
         append(&mut tx, events, at_ms).await?;
         tx.commit().await?;
         return Ok(());
-    }
+    };
     let n = batch_len(events)?;
-    let mut conn = store.write.acquire().await?;
-    let written: Result<()> = async {
-        // All of the query's results, not just the first: that is BEGIN's (no row), and sqlx's
-        // `fetch_one` looks no further.
-        let heads: Vec<(i64, String)> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("BEGIN IMMEDIATE; {TAKE_HEAD}")))
-                .bind(n)
-                .fetch_all(&mut *conn)
-                .await?;
-        let (new_seq, prev_hash) = heads
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::Internal("the audit head row is missing".into()))?;
+    let mut turn = store.write.acquire().await?;
+    inline.write(&mut turn, |tx| {
+        let (new_seq, prev_hash): (i64, String) =
+            tx.query_row(TAKE_HEAD, [n], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let out = chain(events, new_seq - n, prev_hash, at_ms);
-        insert(&mut conn, &out, "; COMMIT").await
-    }
-    .await;
-    if written.is_err() {
-        // The writer connection is shared: it must not go back with the transaction open. When
-        // even the rollback fails, the connection is closed (the pool opens a new one).
-        if let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await
-            && !e.to_string().contains("no transaction is active")
-        {
-            conn.close_on_drop();
+        let mut insert = tx.prepare_cached(concat!(
+            "INSERT INTO audit_log (",
+            columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        ))?;
+        for e in &out {
+            insert.execute(rusqlite::params![
+                e.seq,
+                e.at,
+                e.actor_id,
+                e.action,
+                e.entity_type,
+                e.entity_id,
+                e.outcome,
+                e.source,
+                e.detail,
+                e.prev_hash,
+                e.hash
+            ])?;
         }
-    }
-    written
+        if let Some(last) = out.last() {
+            tx.execute("UPDATE audit_head SET hash = ?1 WHERE id = 1", [&last.hash])?;
+        }
+        Ok(())
+    })
 }
 
 fn batch_len(events: &[Event]) -> Result<i64> {
@@ -324,9 +328,9 @@ mod tests {
         Event::new(None, action, "test", None)
     }
 
-    /// The SQLite group commit (BEGIN and COMMIT riding on the statements) links its entries
-    /// to the head; one that fails leaves no entry, no moved head and no open transaction on
-    /// the shared writer connection.
+    /// The SQLite group commit (on the inline writing connection, durable and with foreign keys
+    /// on like sqlx's) links its entries to the head; one that fails leaves no entry, no moved
+    /// head and no open transaction on either writing connection.
     #[tokio::test]
     async fn sqlite_group_commits_chain_and_failures_roll_back() {
         let (_dir, store) = super::super::temp_sqlite("audit.db").await;
@@ -369,6 +373,24 @@ mod tests {
             .expect("the writer is not left inside a transaction");
         sqlx::query("SELECT 1").execute(&mut *tx).await.expect("usable");
         tx.commit().await.expect("commit");
+        let mut turn = store.write.acquire().await.expect("the writer's turn");
+        let inline = store.inline().expect("SQLite writes inline");
+        let (rows, synchronous, foreign_keys): (i64, i64, i64) = inline
+            .write(&mut turn, |tx| {
+                let one = |sql: &str| tx.query_row(sql, [], |r| r.get::<_, i64>(0));
+                Ok((
+                    one("SELECT COUNT(*) FROM audit_log")?,
+                    one("PRAGMA synchronous")?,
+                    one("PRAGMA foreign_keys")?,
+                ))
+            })
+            .expect("the inline writer is not left inside a transaction");
+        assert_eq!(
+            rows, 4,
+            "three entries and the blocking row, nothing of the failed group"
+        );
+        assert_eq!((synchronous, foreign_keys), (2, 1), "FULL, and enforced");
+        drop(turn);
         store.close().await;
     }
 }

@@ -24,30 +24,60 @@ const COPIES: [&str; 4] = [
      WHERE seq > $1 AND seq <= $2 ORDER BY at, seq",
 ];
 
+/// Takes the `audit_indexed` row (serialising runs from several nodes) and returns its point.
+const TAKE_POINT: &str = "UPDATE audit_indexed SET seq = seq WHERE id = 1 RETURNING seq";
+/// Moves the point past the entries just copied.
+const MOVE_POINT: &str = "UPDATE audit_indexed SET seq = $1 WHERE id = 1";
+/// The committed head (appenders hold the head row until they commit).
+const HEAD: &str = "SELECT seq FROM audit_head WHERE id = 1";
+
+/// Where one run copies up to, or `None` when nothing is new.
+fn run_upto(from: i64, head: i64) -> Option<i64> {
+    let upto = head.min(from.saturating_add(INDEX_BATCH));
+    (upto > from).then_some(upto)
+}
+
 /// Copies the entries up to the committed head into the entity, actor, action and time
 /// indexes, and moves `audit_indexed` past them, in one transaction; returns how many entries
 /// it indexed. Appends leave the indexes alone (see the migrations): this bulk copy puts many
-/// entries in each index leaf instead of costing leaves in every group commit. Taking the
-/// `audit_indexed` row first serialises runs from several nodes; the head read after it only
-/// counts committed entries (appenders hold the head row until they commit).
+/// entries in each index leaf instead of costing leaves in every group commit.
+///
+/// On SQLite it runs on the calling thread (the audit sink's, [`crate::audit::sink`]) through
+/// the same connection as the sink's group commits ([`super::inline::Inline::write`]): SQLite
+/// drops a connection's page cache whenever another connection has written, so an indexer on a
+/// connection of its own started cold every second, and the group commit after it too.
 pub async fn index_entries(store: &Store) -> Result<u64> {
+    let Some(inline) = store.inline() else {
+        return index_entries_pooled(store).await;
+    };
+    let mut turn = store.write.acquire().await?;
+    inline.write(&mut turn, |tx| {
+        let from: i64 = tx.query_row(TAKE_POINT, [], |r| r.get(0))?;
+        let head: i64 = tx.query_row(HEAD, [], |r| r.get(0))?;
+        let Some(upto) = run_upto(from, head) else {
+            return Ok(0);
+        };
+        for copy in COPIES {
+            tx.prepare_cached(copy)?.execute([from, upto])?;
+        }
+        tx.execute(MOVE_POINT, [upto])?;
+        Ok(u64::try_from(upto - from).unwrap_or(0))
+    })
+}
+
+/// [`index_entries`] through sqlx (PostgreSQL).
+async fn index_entries_pooled(store: &Store) -> Result<u64> {
     let mut tx = store.begin().await?;
-    let (from,): (i64,) = sqlx::query_as("UPDATE audit_indexed SET seq = seq WHERE id = 1 RETURNING seq")
-        .fetch_one(&mut *tx)
-        .await?;
-    let (head, _) = super::audit::head(&mut tx).await?;
-    let upto = head.min(from.saturating_add(INDEX_BATCH));
-    if upto <= from {
+    let (from,): (i64,) = sqlx::query_as(TAKE_POINT).fetch_one(&mut *tx).await?;
+    let (head,): (i64,) = sqlx::query_as(HEAD).fetch_one(&mut *tx).await?;
+    let Some(upto) = run_upto(from, head) else {
         tx.rollback().await?;
         return Ok(0);
-    }
+    };
     for copy in COPIES {
         sqlx::query(copy).bind(from).bind(upto).execute(&mut *tx).await?;
     }
-    sqlx::query("UPDATE audit_indexed SET seq = $1 WHERE id = 1")
-        .bind(upto)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(MOVE_POINT).bind(upto).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(u64::try_from(upto - from).unwrap_or(0))
 }

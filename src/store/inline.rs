@@ -1,16 +1,20 @@
-//! SQLite point reads on the caller's own thread. sqlx runs every SQLite statement on a worker
-//! thread per connection, so each read is two thread hand-offs (wake the worker, wake the task
+//! SQLite on the caller's own thread. sqlx runs every SQLite statement on a worker thread per
+//! connection, so each statement is two thread hand-offs (wake the worker, wake the task
 //! again); for a read by primary key those cost more CPU than the read itself (`perf record` of
 //! the FHIR read benchmark, docs/benchmarks.md). The few hot reads by id run here instead,
 //! synchronously through rusqlite on the same SQLite library, from a small set of read-only
 //! connections. They take microseconds, so running them on a runtime thread is like any other
-//! short computation; anything that scans stays on the sqlx readers.
+//! short computation; anything that scans stays on the sqlx readers. The audit sink's group
+//! commit also writes here ([`Inline::write`]), on the sink's own thread, while it holds the
+//! sqlx writer connection: the single writer's turn.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use sqlx::Any;
+use sqlx::pool::PoolConnection;
 
 use crate::error::{Error, Result};
 
@@ -25,6 +29,8 @@ pub struct Inline {
     idle: Mutex<Vec<Connection>>,
     /// Connections kept between reads; more may be open during a burst, and are closed after.
     keep: usize,
+    /// The connection [`Inline::write`] uses, opened at its first use.
+    writer: Mutex<Option<Connection>>,
 }
 
 impl Inline {
@@ -35,6 +41,7 @@ impl Inline {
             path,
             idle: Mutex::new(Vec::new()),
             keep: keep.max(1),
+            writer: Mutex::new(None),
         }
     }
 
@@ -64,6 +71,55 @@ impl Inline {
         }
         out
     }
+}
+
+impl Inline {
+    fn open_writer(&self) -> rusqlite::Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags)?;
+        for pragma in super::SQLITE_PRAGMAS
+            .into_iter()
+            .chain(super::checkpoint::PRAGMAS)
+        {
+            conn.execute_batch(pragma)?;
+        }
+        conn.set_prepared_statement_cache_capacity(8);
+        Ok(conn)
+    }
+
+    /// Runs `write` in a transaction (`BEGIN IMMEDIATE`) on this thread and commits it, or rolls
+    /// it back when `write` or the commit fails. `_turn` is the sqlx writer connection
+    /// ([`super::Store::begin`]'s), held for the duration: every other write goes through it, so
+    /// while it is held this is SQLite's only writer and never waits for a lock. It blocks the
+    /// thread for a durable commit (an fdatasync): for a thread of its own, such as the audit
+    /// sink's, not for a runtime's.
+    pub fn write<R>(
+        &self,
+        _turn: &mut PoolConnection<Any>,
+        write: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<R>,
+    ) -> Result<R> {
+        let mut slot = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => self.open_writer().map_err(write_error)?,
+        };
+        let out = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = write(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })();
+        // A failed transaction is rolled back when it is dropped; a connection that is somehow
+        // still inside one is closed instead of kept.
+        if conn.is_autocommit() {
+            *slot = Some(conn);
+        }
+        out.map_err(write_error)
+    }
+}
+
+fn write_error(e: rusqlite::Error) -> Error {
+    Error::Internal(format!("database write failed: {e}"))
 }
 
 fn read_error(e: rusqlite::Error) -> Error {

@@ -39,6 +39,15 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 use crate::config::redact_url;
+
+/// What every SQLite connection that may write is set to, sqlx's and [`inline`]'s alike
+/// (with [`checkpoint::PRAGMAS`]): WAL, a commit durable when it returns, foreign keys enforced.
+pub(crate) const SQLITE_PRAGMAS: [&str; 4] = [
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA busy_timeout = 10000",
+];
 pub use readers::ReadConn;
 
 /// Which database engine is behind the store; a few features (LISTEN/NOTIFY) exist only on one.
@@ -135,15 +144,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(30))
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = FULL",
-                            "PRAGMA foreign_keys = ON",
-                            "PRAGMA busy_timeout = 10000",
-                        ]
-                        .into_iter()
-                        .chain(checkpoint::PRAGMAS)
-                        {
+                        for pragma in SQLITE_PRAGMAS.into_iter().chain(checkpoint::PRAGMAS) {
                             conn.execute(pragma).await?;
                         }
                         Ok(())

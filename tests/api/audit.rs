@@ -2,6 +2,7 @@
 //! verification, and detection of direct tampering with the database.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sqlx::Executor;
@@ -237,6 +238,25 @@ async fn grouped_reads_and_changes_interleave_on_one_chain(app: &TestApp) {
     assert_eq!(found(by_room.clone()).await, 48);
     assert_eq!(found(by_alice.clone()).await, 48);
     assert_eq!(found(before_the_reads.clone()).await, 0);
+    // The server's own indexer (run by its audit writer) catches up within seconds...
+    let mut db = app.db().await;
+    let one = "SELECT seq FROM audit_head WHERE id = 1";
+    let (head,): (i64,) = sqlx::query_as(one).fetch_one(&mut db).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let one = "SELECT seq FROM audit_indexed WHERE id = 1";
+        let (indexed,): (i64,) = sqlx::query_as(one).fetch_one(&mut db).await.unwrap();
+        if indexed >= head {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server's indexer did not reach {head} (at {indexed})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(db);
+    // ...and a run from another node (a second store) finds no more to do than what came since.
     let store = wardline::store::Store::connect(&app.database_url, 1)
         .await
         .unwrap();
