@@ -116,7 +116,7 @@ impl Cli {
 #[allow(dead_code)]
 pub struct HostMeter {
     start: Option<(f64, u64, u64)>,
-    speed: Option<f64>,
+    speed: f64,
 }
 
 // Each benchmark binary compiles this module and uses only part of it.
@@ -136,7 +136,7 @@ impl HostMeter {
         let speed = 64.0 * 1.048_576 / t.elapsed().as_secs_f64();
         Self {
             start: Self::read(),
-            speed: Some(speed),
+            speed,
         }
     }
 
@@ -160,7 +160,7 @@ impl HostMeter {
         let stolen = (steal1 - steal0) as f64 * 100.0 / (total1 - total0).max(1) as f64;
         format!(
             "  host: SHA-256 {:.0} MB/s on one thread; process CPU {:.1} ms per 1,000 operations; steal {stolen:.1} %",
-            self.speed.unwrap_or(0.0),
+            self.speed,
             (cpu1 - cpu0) * 1e6 / operations.max(1) as f64
         )
     }

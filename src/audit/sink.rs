@@ -135,21 +135,19 @@ async fn write_groups(
             events.clear();
         }
         for reply in index.drain(..) {
-            if store.inline().is_some() {
-                let _ = reply.send(
-                    audit_index::index_entries(&store)
-                        .await
-                        .map_err(|e| e.to_string()),
-                );
-            } else {
+            let run = {
                 let store = store.clone();
-                tokio::spawn(async move {
-                    let _ = reply.send(
-                        audit_index::index_entries(&store)
-                            .await
-                            .map_err(|e| e.to_string()),
-                    );
-                });
+                async move {
+                    let indexed = audit_index::index_entries(&store).await;
+                    let _ = reply.send(indexed.map_err(|e| e.to_string()));
+                }
+            };
+            // On SQLite between two groups, on this thread's connection; on PostgreSQL beside
+            // the groups (the copy does not block appends there).
+            if store.inline().is_some() {
+                run.await;
+            } else {
+                tokio::spawn(run);
             }
         }
     }

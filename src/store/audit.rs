@@ -63,7 +63,7 @@ pub async fn append(conn: &mut AnyConnection, events: &[Event], at_ms: i64) -> R
     let n = batch_len(events)?;
     let (new_seq, prev_hash): (i64, String) = sqlx::query_as(TAKE_HEAD).bind(n).fetch_one(&mut *conn).await?;
     let out = chain(events, new_seq - n, prev_hash, at_ms);
-    insert(conn, &out, "").await?;
+    insert(conn, &out).await?;
     Ok(out)
 }
 
@@ -131,9 +131,8 @@ fn chain(events: &[Event], mut prev_seq: i64, mut prev_hash: String, at_ms: i64)
     out
 }
 
-/// Writes `entries` (already chained) and moves the head's hash to the last one's; `then` is
-/// appended to the last statement (SQLite: `; COMMIT`).
-async fn insert(conn: &mut AnyConnection, entries: &[Entry], then: &str) -> Result<()> {
+/// Writes `entries` (already chained) and moves the head's hash to the last one's.
+async fn insert(conn: &mut AnyConnection, entries: &[Entry]) -> Result<()> {
     let Some(last_hash) = entries.last().map(|e| e.hash.as_str()) else {
         return Ok(());
     };
@@ -157,9 +156,9 @@ async fn insert(conn: &mut AnyConnection, entries: &[Entry], then: &str) -> Resu
                 placeholders(postgres, chunk.len() * 11, 1)
             );
             sql = if postgres {
-                format!("WITH appended AS ({sql}) {head}{then}")
+                format!("WITH appended AS ({sql}) {head}")
             } else {
-                format!("{sql}; {head}{then}")
+                format!("{sql}; {head}")
             };
         }
         // Only numbered placeholders are interpolated; every value is bound.

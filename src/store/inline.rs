@@ -71,9 +71,7 @@ impl Inline {
         }
         out
     }
-}
 
-impl Inline {
     fn open_writer(&self) -> rusqlite::Result<Connection> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.path, flags)?;

@@ -39,6 +39,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 use crate::config::redact_url;
+pub use readers::ReadConn;
 
 /// What every SQLite connection that may write is set to, sqlx's and [`inline`]'s alike
 /// (with [`checkpoint::PRAGMAS`]): WAL, a commit durable when it returns, foreign keys enforced.
@@ -48,7 +49,6 @@ pub(crate) const SQLITE_PRAGMAS: [&str; 4] = [
     "PRAGMA foreign_keys = ON",
     "PRAGMA busy_timeout = 10000",
 ];
-pub use readers::ReadConn;
 
 /// Which database engine is behind the store; a few features (LISTEN/NOTIFY) exist only on one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
